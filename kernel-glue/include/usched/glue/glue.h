@@ -1,0 +1,114 @@
+//! The kernel glue: one interface that makes Linux enforce what the tree
+//! decides, with back ends for cgroup v2, cgroup v1 (cpuset + cpu), affinity
+//! only, and a fake recorder for tests. The glue holds no policy: it is told
+//! which CPUs and which class, and writes them. Every knob write goes through
+//! one function (knob.h) that returns a typed error.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "usched/cpuset.h"
+#include "usched/lwkt.h"
+#include "usched/result.h"
+
+namespace usched::glue {
+
+// What an entity's cgroup should say. Paths are entity names ("batch/jobA");
+// the back end maps them under its own top directory ("usched/").
+struct GroupSettings {
+  CpuSet cpus;        // never empty: the caller passes runnable CPUs
+  ClassParams cls;    // weight/shares/idle; realtime ignores weight
+};
+
+// What a member's threads should get, applied at once (the fast path).
+struct TaskSettings {
+  CpuSet cpus;
+  ClassParams cls;
+};
+
+// Where a task came from, captured at bind time so that unbind and
+// --cleanup-on-exit can return it: affinity, policy, priority and the
+// cgroup of each hierarchy the back end manages. Serialisable (to_string /
+// parse) for the state file.
+struct TaskOrigin {
+  CpuSet cpus;
+  int policy = 0;       // SCHED_OTHER
+  int rt_priority = 0;
+  int nice = 0;
+  std::map<std::string, std::string> cgroups;  // hierarchy -> path relative to its mount
+  std::string to_string() const;
+  static Result<TaskOrigin> parse(std::string_view s);
+};
+
+enum class Kind { kAuto, kCgroupV2, kCgroupV1, kAffinity, kFake };
+const char* kind_name(Kind k);  // "cgroup-v2", "cgroup-v1", "affinity", "fake", "auto"
+Result<Kind> parse_kind(std::string_view s);  // v2|cgroup-v2|v1|cgroup-v1|affinity|fake|auto
+
+struct Options {
+  Kind kind = Kind::kAuto;
+  // Roots, so that tests can hand in a temp directory laid out like them.
+  std::string cgroup_root = "/sys/fs/cgroup";
+  std::string proc_root = "/proc";
+  std::string sys_root = "/sys";
+  // Name of our top directory in each hierarchy.
+  std::string top = "usched";
+  // Fake back end: append one line per operation to this file ("" = none).
+  std::string fake_log;
+  // Fake back end: "OP[:SUBSTRING]=ERRNO,..." makes matching operations fail,
+  // e.g. "place=1" (EPERM), "apply_group:batch=28" (ENOSPC).
+  std::string fake_fail;
+};
+
+class Glue {
+ public:
+  virtual ~Glue() = default;
+  virtual Kind kind() const = 0;
+  std::string name() const { return kind_name(kind()); }
+
+  // CPUs the machine has (present) and that are online.
+  virtual Result<CpuSet> present_cpus() = 0;
+  virtual Result<CpuSet> online_cpus() = 0;
+
+  // Creates (or adopts) our top directory in each hierarchy, thawed.
+  virtual Status setup() = 0;
+  // Creates the entity's cgroup if missing (its parent must exist), then
+  // writes cpus (and mems on v1) and the class knobs. Idempotent.
+  virtual Status apply_group(const std::string& entity, const GroupSettings& s) = 0;
+  // The whole desired set of entity groups, in pre-order (parents first).
+  // Creates missing directories and writes only changed values. cgroup v1
+  // and v2 require a child's cpuset to stay inside its parent's at every
+  // moment, so cpus are written in two passes: top-down old|new, then
+  // bottom-up new. Groups that exist but are not listed are left alone.
+  virtual Status apply_groups(const std::vector<std::pair<std::string, GroupSettings>>& all) = 0;
+  // Moves any task left inside to the parent, then removes the directory.
+  virtual Status remove_group(const std::string& entity) = 0;
+
+  // The fast path a caller waits for: affinity and scheduling class on every
+  // thread of pid (tid == 0; threads created meanwhile are caught by
+  // re-reading the task list until it is stable) or on one thread.
+  virtual Status place(int pid, int tid, const TaskSettings& s) = 0;
+  // Cgroup membership (may wait ~10 ms for an RCU grace period): moves the
+  // process (tid == 0) or the thread into the entity's cgroup. For realtime
+  // members the cpu hierarchy's root is used on v1 (RT group scheduling
+  // gives child groups no runtime).
+  virtual Status join_group(int pid, int tid, const std::string& entity, const ClassParams& cls) = 0;
+
+  virtual Result<TaskOrigin> capture_origin(int pid, int tid) = 0;
+  // Puts the task back: cgroups (or the hierarchy root when the old group is
+  // gone), affinity, policy. A task that has exited is not an error.
+  virtual Status restore(int pid, int tid, const TaskOrigin& o) = 0;
+
+  // Removes every cgroup under our top directory, deepest first, moving any
+  // task left to the hierarchy root. Used by --cleanup-on-exit.
+  virtual Status teardown() = 0;
+};
+
+Result<std::unique_ptr<Glue>> make_glue(const Options& o);
+// What Kind::kAuto picks, with the reason ("cgroup v1: cpuset at
+// /sys/fs/cgroup/cpuset, cpu at /sys/fs/cgroup/cpu").
+std::pair<Kind, std::string> probe(const Options& o);
+
+}  // namespace usched::glue

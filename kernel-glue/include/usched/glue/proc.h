@@ -1,0 +1,59 @@
+//! Reading /proc (root is a constructor argument) and pidfds: what the
+//! daemon needs to know about a task before and after binding it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "usched/result.h"
+
+namespace usched::glue {
+
+struct TaskInfo {
+  int pid = 0;            // thread group id
+  int tid = 0;            // the task asked about (== pid for the main thread)
+  uint64_t start_time = 0;  // field 22 of /proc/PID/stat, clock ticks after boot
+  uint32_t uid = 0;       // real uid
+  uint32_t euid = 0;
+  bool kernel_thread = false;  // PF_KTHREAD, or parent is kthreadd
+  std::string comm;
+  char state = '?';
+};
+
+class ProcFs {
+ public:
+  explicit ProcFs(std::string root = "/proc") : root_(std::move(root)) {}
+  // NOT_FOUND when the task does not exist (naming the pid).
+  Result<TaskInfo> task(int pid, int tid = 0) const;
+  // Thread ids of a process, sorted.
+  Result<std::vector<int>> threads(int pid) const;
+  // "Cpus_allowed_list" of /proc/PID/task/TID/status.
+  Result<std::string> cpus_allowed(int pid, int tid = 0) const;
+  const std::string& root() const { return root_; }
+
+ private:
+  std::string root_;
+};
+
+// An owned pidfd (PIDFD_THREAD for a thread where the kernel has it). Not
+// copyable, not implicitly an int.
+class PidFd {
+ public:
+  PidFd() = default;
+  static Result<PidFd> open(int pid, int tid = 0);
+  PidFd(PidFd&& o) noexcept : fd_(o.release()) {}
+  PidFd& operator=(PidFd&& o) noexcept;
+  PidFd(const PidFd&) = delete;
+  PidFd& operator=(const PidFd&) = delete;
+  ~PidFd();
+  int get() const { return fd_; }
+  int release() { int f = fd_; fd_ = -1; return f; }
+  bool valid() const { return fd_ >= 0; }
+
+ private:
+  explicit PidFd(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
+}  // namespace usched::glue

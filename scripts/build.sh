@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Installs the dependencies, then configures and builds usched into ./build.
+# BUILD_DIR and CMAKE_ARGS may be set to change where and how.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/deps.sh
+build=${BUILD_DIR:-build}
+# shellcheck disable=SC2086
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo ${CMAKE_ARGS:-} >/dev/null
+cmake --build "$build" -j2
