@@ -147,6 +147,10 @@ class Tree {
   Result<std::string> unbind(MemberKey key);
   // The entity a member belongs to, or nullptr.
   const Entity* entity_of(MemberKey key) const;
+  // The bound member, or nullptr.
+  const Member* member(MemberKey key) const;
+  // Entities (root excluded) whose effective set is empty, pre-order.
+  std::vector<const Entity*> starved() const;
 
   // Pre-order walk, root first; children sorted by name.
   void for_each(const std::function<void(const Entity&)>& fn) const;
@@ -159,6 +163,13 @@ class Tree {
   Status check_exclusive(const Entity& e) const;
   void resolve();  // recompute every (d) field, top-down
   void reassign_locked(Entity& e);
+  void resolve_children(Entity& e);
+  void compute_effective();
+  Status check_pools(const Entity& e) const;  // e's explicit pool vs its parent
+  Status check_all_exclusive() const;
+  Status check_tree_pools(const Entity& e, const std::string& context) const;
+  void remove_member(MemberKey key);
+  void assign_vcpu(Entity& e, Member& m);
 
   CpuSet present_, online_;
   std::unique_ptr<Entity> root_;
