@@ -60,6 +60,8 @@ struct Options {
   // Fake back end: "OP[:SUBSTRING]=ERRNO,..." makes matching operations fail,
   // e.g. "place=1" (EPERM), "apply_group:batch=28" (ENOSPC).
   std::string fake_fail;
+  // Fake back end: the present and online CPUs it reports.
+  std::string fake_cpus = "0-3";
 };
 
 class Glue {
@@ -92,9 +94,12 @@ class Glue {
   virtual Status place(int pid, int tid, const TaskSettings& s) = 0;
   // Cgroup membership (may wait ~10 ms for an RCU grace period): moves the
   // process (tid == 0) or the thread into the entity's cgroup. For realtime
-  // members the cpu hierarchy's root is used on v1 (RT group scheduling
-  // gives child groups no runtime).
-  virtual Status join_group(int pid, int tid, const std::string& entity, const ClassParams& cls) = 0;
+  // members (s.cls) the cpu hierarchy's root is used on v1 (RT group
+  // scheduling gives child groups no runtime). Attaching a task to a cpuset
+  // (cpuset_attach, v1 and v2) resets its affinity to the cpuset's CPUs, so
+  // s.cpus is applied again afterwards: a locked member is pinned to fewer
+  // CPUs than its group.
+  virtual Status join_group(int pid, int tid, const std::string& entity, const TaskSettings& s) = 0;
 
   virtual Result<TaskOrigin> capture_origin(int pid, int tid) = 0;
   // Puts the task back: cgroups (or the hierarchy root when the old group is

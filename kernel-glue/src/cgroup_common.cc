@@ -1,0 +1,57 @@
+#include <cerrno>
+#include <filesystem>
+#include <sstream>
+
+#include "internal.h"
+
+namespace usched::glue::detail {
+
+Status write_cpus_two_pass(std::vector<CpusWrite>& v) {
+  for (CpusWrite& w : v) {
+    CpuSet t = w.old | w.want;
+    if (t == w.old) continue;
+    if (auto st = write_knob(w.path, t.to_string()); !st) return st.status();
+    w.old = t;
+  }
+  for (auto it = v.rbegin(); it != v.rend(); ++it) {
+    if (it->want == it->old) continue;
+    if (auto st = write_knob(it->path, it->want.to_string()); !st) return st.status();
+    it->old = it->want;
+  }
+  return {};
+}
+
+Status move_ids(const std::string& from_file, const std::string& to_file) {
+  auto ids = read_knob(from_file);
+  if (!ids) return ids.err() == ENOENT ? Status() : ids.status();
+  std::istringstream in(ids.value());
+  std::string id;
+  while (in >> id) {
+    auto st = write_knob(to_file, id);
+    if (!st && st.err() != ESRCH) return st.status();
+  }
+  return {};
+}
+
+std::vector<std::string> subdirs_deepest_first(const std::string& top) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (fs::directory_iterator it(top, ec), end; !ec && it != end; it.increment(ec)) {
+    if (!it->is_directory(ec) || it->is_symlink(ec)) continue;
+    std::string d = it->path().string();
+    auto sub = subdirs_deepest_first(d);
+    out.insert(out.end(), sub.begin(), sub.end());
+    out.push_back(d);
+  }
+  return out;
+}
+
+KnobResult<std::string> read_optional(const std::string& path, bool& exists) {
+  auto r = read_knob_trimmed(path);
+  exists = r.is_ok() || r.err() != ENOENT;
+  if (!r && r.err() == ENOENT) return std::string();
+  return r;
+}
+
+}  // namespace usched::glue::detail

@@ -1,0 +1,177 @@
+// cgroup v2 back end: <root>/<top>/<entity path>, with the members of an
+// entity in the leaf "<entity>/@members". v2 forbids processes in a cgroup
+// that distributes controllers to children ("no internal processes"), and
+// entities have both members and child entities; '@' cannot appear in an
+// entity name, so the leaf never collides with a child.
+#include <cerrno>
+#include <sstream>
+
+#include "internal.h"
+
+namespace usched::glue::detail {
+namespace {
+
+constexpr const char* kMembers = "@members";
+
+bool has_word(const std::string& text, const std::string& word) {
+  std::istringstream in(text);
+  std::string w;
+  while (in >> w)
+    if (w == word) return true;
+  return false;
+}
+
+class V2Glue final : public Glue {
+ public:
+  explicit V2Glue(const Options& o) : o_(o), proc_(o.proc_root), root_(o.cgroup_root), top_(root_ + "/" + o.top) {}
+
+  Kind kind() const override { return Kind::kCgroupV2; }
+  Result<CpuSet> present_cpus() override { return read_cpulist(o_.sys_root + "/devices/system/cpu/present"); }
+  Result<CpuSet> online_cpus() override { return read_cpulist(o_.sys_root + "/devices/system/cpu/online"); }
+
+  Status setup() override {
+    if (Status st = enable_controllers(root_); !st) return st;
+    if (auto st = make_dir(top_); !st) return st;
+    if (Status st = enable_controllers(top_); !st) return st;
+    // Never leave our subtree frozen (a daemon that died mid-quantum).
+    bool has_freeze = false;
+    auto fr = read_optional(top_ + "/cgroup.freeze", has_freeze);
+    if (!fr) return fr.status();
+    if (has_freeze && fr.value() == "1")
+      if (auto st = write_knob(top_ + "/cgroup.freeze", "0"); !st) return st;
+    return {};
+  }
+
+  Status apply_group(const std::string& entity, const GroupSettings& s) override {
+    return apply_groups({{entity, s}});
+  }
+
+  Status apply_groups(const std::vector<std::pair<std::string, GroupSettings>>& all) override {
+    for (const auto& [e, s] : all) {
+      if (Status st = check_entity(e); !st) return st;
+      if (s.cpus.empty()) return invalid("apply_group " + e + ": empty cpu set");
+    }
+    // One entity at a time in pre-order: a child's cpuset.* and cpu.* files
+    // appear only once its parent's subtree_control enables the controllers.
+    std::vector<CpusWrite> cpus;
+    for (const auto& [e, s] : all) {
+      const std::string dir = top_ + "/" + e;
+      if (auto st = make_dir(dir); !st) return st;
+      auto c = read_cpulist(dir + "/cpuset.cpus");
+      if (!c) return c.status();
+      auto w = read_knob_trimmed(dir + "/cpu.weight");
+      if (!w) return w.status();
+      bool has_idle = false;
+      auto id = read_optional(dir + "/cpu.idle", has_idle);  // Linux 5.15+
+      if (!id) return id.status();
+
+      if (Status st = enable_controllers(dir); !st) return st;
+      if (auto st = make_dir(dir + "/" + kMembers); !st) return st;
+      // As on v1: an idle group refuses weight writes, so leave idle
+      // first and write the weight only to a group that is not idle.
+      const bool idle = wants_idle(s.cls) && has_idle;
+      if (has_idle && !idle && id.value() != "0")
+        if (auto st = write_knob(dir + "/cpu.idle", "0"); !st) return st;
+      std::string weight = std::to_string(s.cls.cpu_weight);
+      if (!idle && w.value() != weight)
+        if (auto st = write_knob(dir + "/cpu.weight", weight); !st) return st;
+      if (idle && id.value() != "1")
+        if (auto st = write_knob(dir + "/cpu.idle", "1"); !st) return st;
+      cpus.push_back({dir + "/cpuset.cpus", c.value(), s.cpus});
+    }
+    return write_cpus_two_pass(cpus);
+  }
+
+  Status remove_group(const std::string& entity) override {
+    if (Status st = check_entity(entity); !st) return st;
+    const std::string dir = top_ + "/" + entity;
+    if (!knob_exists(dir)) return {};
+    std::string parent = parent_entity(entity);
+    // A top-level entity's members go back to the root (our top directory
+    // distributes controllers, so it may hold no processes itself).
+    std::string to = parent.empty() ? root_ + "/cgroup.procs" : members(parent) + "/cgroup.procs";
+    if (Status st = move_ids(members(entity) + "/cgroup.procs", to); !st) return st;
+    if (auto st = remove_dir(members(entity)); !st) return st;
+    if (auto st = remove_dir(dir); !st) return st;
+    return {};
+  }
+
+  Status place(int pid, int tid, const TaskSettings& s) override { return place_task(proc_, pid, tid, s); }
+
+  Status join_group(int pid, int tid, const std::string& entity, const TaskSettings& s) override {
+    if (Status st = check_entity(entity); !st) return st;
+    // Thread members get affinity and class only (place): putting single
+    // threads into cgroups needs a threaded subtree, and "threaded" spreads
+    // to the whole subtree, which then loses the cpu controller's weight
+    // across processes and refuses domain children. A thread's cpuset is
+    // enforced by its affinity instead.
+    if (tid != 0) return {};
+    // Realtime members use the same directory: v2 has no per-group RT
+    // runtime unless CONFIG_RT_GROUP_SCHED, which v2 setups leave off.
+    if (auto st = write_knob(members(entity) + "/cgroup.procs", std::to_string(pid)); !st) return st;
+    // cpuset_attach reset every thread's affinity to the cgroup's CPUs.
+    return for_each_thread(proc_, pid, 0, [&](int t) { return set_affinity(t, s.cpus); });
+  }
+
+  Result<TaskOrigin> capture_origin(int pid, int tid) override {
+    auto o = capture_sched(pid, tid);
+    if (!o) return o;
+    auto cg = read_proc_cgroup(proc_, pid, tid);
+    if (!cg) return cg.status();
+    if (auto it = cg->find("unified"); it != cg->end()) o->cgroups["unified"] = it->second;
+    return o;
+  }
+
+  Status restore(int pid, int tid, const TaskOrigin& o) override {
+    auto it = o.cgroups.find("unified");
+    if (tid == 0 && it != o.cgroups.end()) {
+      std::string dir = it->second == "/" ? root_ : root_ + it->second;
+      const std::string id = std::to_string(pid);
+      auto st = write_knob(dir + "/cgroup.procs", id);
+      if (st.err() == ENOENT) st = write_knob(root_ + "/cgroup.procs", id);  // the old group is gone
+      if (st.err() == ESRCH) return {};                                       // the task has exited
+      if (!st) return st;
+    }
+    return restore_sched(proc_, pid, tid, o);
+  }
+
+  Status teardown() override {
+    if (!knob_exists(top_)) return {};
+    auto dirs = subdirs_deepest_first(top_);
+    dirs.push_back(top_);
+    Status first;
+    for (const std::string& d : dirs) {
+      Status st = move_ids(d + "/cgroup.procs", root_ + "/cgroup.procs");
+      if (st) st = remove_dir(d);
+      if (!st && first) first = st;  // keep going: remove as much as we can
+    }
+    return first;
+  }
+
+ private:
+  std::string members(const std::string& entity) const { return top_ + "/" + entity + "/" + kMembers; }
+
+  // "+cpuset +cpu" in dir's subtree_control, for those of the two that dir
+  // has (cgroup.controllers) and has not enabled yet.
+  Status enable_controllers(const std::string& dir) {
+    auto have = read_knob(dir + "/cgroup.controllers");
+    if (!have) return have.status();
+    auto on = read_knob(dir + "/cgroup.subtree_control");
+    if (!on) return on.status();
+    std::string add;
+    for (const char* c : {"cpuset", "cpu"})
+      if (has_word(have.value(), c) && !has_word(on.value(), c)) add += std::string(add.empty() ? "" : " ") + "+" + c;
+    if (add.empty()) return {};
+    return write_knob(dir + "/cgroup.subtree_control", add);
+  }
+
+  Options o_;
+  ProcFs proc_;
+  std::string root_, top_;
+};
+
+}  // namespace
+
+std::unique_ptr<Glue> make_v2(const Options& o) { return std::make_unique<V2Glue>(o); }
+
+}  // namespace usched::glue::detail

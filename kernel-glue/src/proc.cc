@@ -1,0 +1,156 @@
+#include "usched/glue/proc.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <optional>
+#include <sstream>
+
+#include "usched/glue/knob.h"
+
+namespace usched::glue {
+namespace {
+
+constexpr unsigned kPfKthread = 0x00200000;  // include/linux/sched.h
+constexpr int kKthreaddPid = 2;
+#ifndef SYS_pidfd_open
+constexpr long kSysPidfdOpen = 434;
+#else
+constexpr long kSysPidfdOpen = SYS_pidfd_open;
+#endif
+// PIDFD_THREAD (Linux 6.9) is O_EXCL by definition (include/uapi/linux/pidfd.h).
+constexpr unsigned kPidfdThread = O_EXCL;
+
+template <class T>
+bool parse_num(std::string_view s, T& out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+Status task_error(const KnobError& e, int pid, int tid) {
+  if (e.err == ENOENT || e.err == ESRCH) {
+    std::string who = "pid " + std::to_string(pid);
+    if (tid != 0) who += " tid " + std::to_string(tid);
+    return not_found(who + " does not exist (" + e.path + ")");
+  }
+  return e.status();
+}
+
+// "Key:\tvalue" line of a /proc status file, value trimmed.
+std::optional<std::string> status_field(const std::string& text, std::string_view key) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.size() > key.size() && line.compare(0, key.size(), key) == 0 && line[key.size()] == ':') {
+      size_t b = line.find_first_not_of(" \t", key.size() + 1);
+      return b == std::string::npos ? std::string() : line.substr(b);
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+Result<TaskInfo> ProcFs::task(int pid, int tid) const {
+  if (pid <= 0 || tid < 0) return invalid("bad pid " + std::to_string(pid) + " tid " + std::to_string(tid));
+  std::string dir = root_ + "/" + std::to_string(pid);
+  if (tid != 0) dir += "/task/" + std::to_string(tid);
+  auto stat = read_knob(dir + "/stat");
+  if (!stat) return task_error(stat.error(), pid, tid);
+  auto status = read_knob(dir + "/status");
+  if (!status) return task_error(status.error(), pid, tid);
+
+  const std::string& s = stat.value();
+  // comm is whatever the task named itself, spaces and ')' included: it
+  // ends at the LAST ')' of the line.
+  size_t open = s.find('(');
+  size_t close = s.rfind(')');
+  if (open == std::string::npos || close == std::string::npos || close < open)
+    return internal("malformed " + dir + "/stat: no (comm)");
+  TaskInfo t;
+  t.comm = s.substr(open + 1, close - open - 1);
+  std::vector<std::string> f;  // f[0] is field 3 (state)
+  {
+    std::istringstream in(s.substr(close + 1));
+    std::string w;
+    while (in >> w) f.push_back(w);
+  }
+  // Fields 3 (state), 4 (ppid), 9 (flags), 22 (starttime).
+  if (f.size() < 20) return internal("malformed " + dir + "/stat: " + std::to_string(f.size() + 2) + " fields");
+  int ppid = 0;
+  unsigned flags = 0;
+  if (f[0].size() != 1 || !parse_num(f[1], ppid) || !parse_num(f[6], flags) || !parse_num(f[19], t.start_time))
+    return internal("malformed " + dir + "/stat: bad state, ppid, flags or starttime");
+  t.state = f[0][0];
+  t.kernel_thread = (flags & kPfKthread) != 0 || ppid == kKthreaddPid;
+
+  auto uid = status_field(status.value(), "Uid");
+  auto tgid = status_field(status.value(), "Tgid");
+  if (!uid) return internal("no Uid: line in " + dir + "/status");
+  {
+    std::istringstream in(*uid);
+    if (!(in >> t.uid >> t.euid)) return internal("malformed Uid: line in " + dir + "/status: " + *uid);
+  }
+  t.pid = pid;
+  if (tgid && !parse_num(*tgid, t.pid)) return internal("malformed Tgid: line in " + dir + "/status");
+  t.tid = tid != 0 ? tid : pid;
+  return t;
+}
+
+Result<std::vector<int>> ProcFs::threads(int pid) const {
+  std::string dir = root_ + "/" + std::to_string(pid) + "/task";
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return task_error(KnobError{"opendir", dir, "", errno}, pid, 0);
+  std::vector<int> out;
+  while (dirent* e = ::readdir(d)) {
+    int tid = 0;
+    if (parse_num(std::string_view(e->d_name), tid) && tid > 0) out.push_back(tid);
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  // An exiting process keeps /proc/PID with an empty task list for a moment.
+  if (out.empty()) return not_found("pid " + std::to_string(pid) + " has no threads left");
+  return out;
+}
+
+Result<std::string> ProcFs::cpus_allowed(int pid, int tid) const {
+  std::string path = root_ + "/" + std::to_string(pid) + "/task/" + std::to_string(tid != 0 ? tid : pid) + "/status";
+  auto status = read_knob(path);
+  if (!status) return task_error(status.error(), pid, tid);
+  auto v = status_field(status.value(), "Cpus_allowed_list");
+  if (!v) return internal("no Cpus_allowed_list: line in " + path);
+  return *v;
+}
+
+Result<PidFd> PidFd::open(int pid, int tid) {
+  if (pid <= 0 || tid < 0) return invalid("bad pid " + std::to_string(pid) + " tid " + std::to_string(tid));
+  if (tid != 0 && tid != pid) {
+    int fd = static_cast<int>(::syscall(kSysPidfdOpen, tid, kPidfdThread));
+    if (fd >= 0) return PidFd(fd);
+    // Before Linux 6.9 there is no PIDFD_THREAD (EINVAL): the process's
+    // pidfd is the closest we have; it signals when the whole process exits.
+    if (errno != EINVAL) return sys_error("pidfd_open", "tid " + std::to_string(tid), "PIDFD_THREAD", errno).status();
+  }
+  int fd = static_cast<int>(::syscall(kSysPidfdOpen, pid, 0));
+  if (fd < 0) return sys_error("pidfd_open", "pid " + std::to_string(pid), "", errno).status();
+  return PidFd(fd);
+}
+
+PidFd& PidFd::operator=(PidFd&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = o.release();
+  }
+  return *this;
+}
+
+PidFd::~PidFd() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+}  // namespace usched::glue

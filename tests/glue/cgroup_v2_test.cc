@@ -1,0 +1,160 @@
+// The real cgroup v2 back end against a fake cgroupfs in a temp dir.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include "fake_fs.h"
+#include "usched/glue/glue.h"
+
+namespace usched::glue {
+namespace {
+
+using testing::get;
+using testing::put;
+
+class V2Test : public ::testing::Test {
+ protected:
+  testing::TempDir t;
+  Options o;
+  std::string root, top;
+  std::unique_ptr<Glue> g;
+
+  void SetUp() override {
+    o.kind = Kind::kCgroupV2;
+    o.cgroup_root = root = t / "cg";
+    top = root + "/usched";
+    put(root + "/cgroup.controllers", "cpuset cpu io memory pids\n");
+    put(root + "/cgroup.subtree_control", "\n");
+    put(root + "/cgroup.procs", "");
+    put(top + "/cgroup.controllers", "cpuset cpu\n");
+    put(top + "/cgroup.subtree_control", "\n");
+    put(top + "/cgroup.procs", "");
+    put(top + "/cgroup.freeze", "0\n");
+    auto r = make_glue(o);
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    g = std::move(r.value());
+    ASSERT_EQ(g->kind(), Kind::kCgroupV2);
+  }
+  void group(const std::string& e, const std::string& cpus = "") {
+    std::string d = top + "/" + e;
+    put(d + "/cgroup.controllers", "cpuset cpu\n");
+    put(d + "/cgroup.subtree_control", "\n");
+    put(d + "/cpuset.cpus", cpus + "\n");
+    put(d + "/cpu.weight", "100\n");
+    put(d + "/cpu.idle", "0\n");
+    put(d + "/cgroup.procs", "");
+    put(d + "/@members/cgroup.procs", "");
+  }
+  static GroupSettings gs(const char* cpus, int weight = 100, SchedClass c = SchedClass::kNormal) {
+    GroupSettings s;
+    s.cpus = CpuSet::parse(cpus).value();
+    s.cls.cls = c;
+    s.cls.cpu_weight = weight;
+    return s;
+  }
+};
+
+TEST_F(V2Test, SetupEnablesOnlyAvailableControllersAndThaws) {
+  put(root + "/cgroup.controllers", "cpu io memory\n");  // no cpuset here
+  put(top + "/cgroup.freeze", "1\n");
+  testing::TraceRecorder rec(o.cgroup_root);
+  ASSERT_TRUE(g->setup().is_ok());
+  EXPECT_EQ(rec.lines, (std::vector<std::string>{"write cgroup.subtree_control=+cpu", "mkdir usched",
+                                                 "write usched/cgroup.subtree_control=+cpuset +cpu",
+                                                 "write usched/cgroup.freeze=0"}));
+  put(root + "/cgroup.subtree_control", "cpu io\n");
+  put(top + "/cgroup.subtree_control", "cpuset cpu\n");
+  rec.lines.clear();
+  ASSERT_TRUE(g->setup().is_ok());
+  EXPECT_TRUE(rec.writes().empty());
+}
+
+TEST_F(V2Test, ApplyGroupsWritesKnobsAndMakesAMembersLeaf) {
+  group("batch");
+  group("batch/a");
+  testing::TraceRecorder rec(o.cgroup_root);
+  ASSERT_TRUE(g->apply_groups({{"batch", gs("0-3", 400)}, {"batch/a", gs("0-1", 25, SchedClass::kIdle)}}).is_ok());
+  EXPECT_EQ(get(top + "/batch/cpuset.cpus"), "0-3");
+  EXPECT_EQ(get(top + "/batch/cpu.weight"), "400");
+  EXPECT_EQ(get(top + "/batch/cpu.idle"), "0\n");
+  EXPECT_EQ(get(top + "/batch/cgroup.subtree_control"), "+cpuset +cpu");
+  EXPECT_EQ(get(top + "/batch/a/cpuset.cpus"), "0-1");
+  // An idle group refuses weight writes on the kernel: not written.
+  EXPECT_EQ(get(top + "/batch/a/cpu.weight"), "100\n");
+  EXPECT_EQ(get(top + "/batch/a/cpu.idle"), "1");
+  // The parent's controllers are on before the child is created (its
+  // cpuset.* files appear only then), and @members after that.
+  EXPECT_LT(rec.index_of("write usched/batch/cgroup.subtree_control=+cpuset +cpu"), rec.index_of("mkdir usched/batch/a"));
+  EXPECT_LT(rec.index_of("write usched/batch/cgroup.subtree_control=+cpuset +cpu"),
+            rec.index_of("mkdir usched/batch/@members"));
+  EXPECT_NE(rec.index_of("mkdir usched/batch/a/@members"), rec.lines.size());
+}
+
+TEST_F(V2Test, CpusMoveInTwoPasses) {
+  group("batch", "0-3");
+  group("batch/a", "0-1");
+  put(top + "/batch/cgroup.subtree_control", "cpuset cpu\n");
+  put(top + "/batch/a/cgroup.subtree_control", "cpuset cpu\n");
+  testing::TraceRecorder rec(o.cgroup_root);
+  ASSERT_TRUE(g->apply_groups({{"batch", gs("2-5")}, {"batch/a", gs("4-5")}}).is_ok());
+  EXPECT_EQ(rec.writes(), (std::vector<std::string>{"write usched/batch/cpuset.cpus=0-5",
+                                                    "write usched/batch/a/cpuset.cpus=0-1,4-5",
+                                                    "write usched/batch/a/cpuset.cpus=4-5",
+                                                    "write usched/batch/cpuset.cpus=2-5"}));
+}
+
+TEST_F(V2Test, MissingKnobFailsNamingThePathAndWritesNoCpus) {
+  group("batch", "0-3");
+  std::filesystem::remove(top + "/batch/cpu.weight");
+  testing::TraceRecorder rec(o.cgroup_root);
+  Status st = g->apply_group("batch", gs("4-7"));
+  EXPECT_EQ(st.code(), Code::kNotFound);
+  EXPECT_EQ(st.message(), "read " + top + "/batch/cpu.weight: No such file or directory (ENOENT)");
+  EXPECT_TRUE(rec.writes().empty());
+  EXPECT_EQ(get(top + "/batch/cpuset.cpus"), "0-3\n");
+}
+
+TEST_F(V2Test, ProcessesJoinTheMembersLeafAndThreadsAreNotMoved) {
+  group("batch", "0-3");
+  TaskSettings ts{CpuSet::parse(testing::own_cpus()).value(), ClassParams{}};
+  ASSERT_TRUE(g->join_group(getpid(), 0, "batch", ts).is_ok());
+  EXPECT_EQ(get(top + "/batch/@members/cgroup.procs"), std::to_string(getpid()));
+  EXPECT_EQ(get(top + "/batch/cgroup.procs"), "");
+  put(top + "/batch/@members/cgroup.procs", "");
+  testing::TraceRecorder rec(o.cgroup_root);
+  ASSERT_TRUE(g->join_group(getpid(), gettid(), "batch", ts).is_ok());
+  EXPECT_TRUE(rec.lines.empty());
+}
+
+TEST_F(V2Test, RemoveGroupMigratesMembersToTheParentsMembersOrTheRoot) {
+  group("batch", "0-3");
+  group("batch/a", "0-1");
+  put(top + "/batch/a/@members/cgroup.procs", "77\n");
+  Status st = g->remove_group("batch/a");
+  EXPECT_EQ(get(top + "/batch/@members/cgroup.procs"), "77");
+  // kernfs removes knob files with the directory; the fake cannot.
+  EXPECT_EQ(st.message(), "rmdir " + top + "/batch/a/@members: Directory not empty (ENOTEMPTY)");
+
+  put(top + "/batch/@members/cgroup.procs", "78\n");
+  (void)g->remove_group("batch");
+  EXPECT_EQ(get(root + "/cgroup.procs"), "78");
+
+  std::filesystem::create_directories(top + "/web/@members");
+  EXPECT_TRUE(g->remove_group("web").is_ok());
+  EXPECT_FALSE(testing::exists(top + "/web"));
+}
+
+TEST_F(V2Test, TeardownRemovesDeepestFirst) {
+  std::filesystem::remove_all(top);
+  std::filesystem::create_directories(top + "/a/@members");
+  std::filesystem::create_directories(top + "/a/b/@members");
+  testing::TraceRecorder rec(o.cgroup_root);
+  ASSERT_TRUE(g->teardown().is_ok());
+  EXPECT_LT(rec.index_of("rmdir usched/a/b/@members"), rec.index_of("rmdir usched/a/b"));
+  EXPECT_LT(rec.index_of("rmdir usched/a/b"), rec.index_of("rmdir usched/a"));
+  EXPECT_LT(rec.index_of("rmdir usched/a/@members"), rec.index_of("rmdir usched/a"));
+  EXPECT_EQ(rec.lines.back(), "rmdir usched");
+  EXPECT_FALSE(testing::exists(top));
+}
+
+}  // namespace
+}  // namespace usched::glue
