@@ -1,0 +1,79 @@
+//! The usched client library: a thin C++ wrapper over the gRPC API of uschedd
+//! (proto/usched/v1/usched.proto). Errors come back as usched::Status with
+//! the daemon's message kept verbatim.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "usched/result.h"
+#include "usched/v1/usched.grpc.pb.h"
+#include "usched/v1/usched.pb.h"
+
+namespace grpc {
+class Channel;
+class Status;
+}  // namespace grpc
+
+namespace usched {
+
+inline constexpr const char* kDefaultSocket = "/run/usched/usched.sock";
+
+// $USCHED_SOCKET if set and non-empty, else "/run/usched/usched.sock".
+std::string default_socket();
+
+// The one place where a gRPC status becomes a usched::Status.
+Status from_grpc(const grpc::Status& s);
+
+class Client {
+ public:
+  // Connects to "unix:"+socket and waits up to `timeout` for the channel to
+  // be ready. Error kUnavailable "cannot reach uschedd at PATH: ...".
+  static Result<std::unique_ptr<Client>> connect(
+      const std::string& socket = default_socket(),
+      std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+  Result<v1::Scheduler> create(const v1::SchedulerSpec& spec);
+  Result<v1::Scheduler> update(const v1::SchedulerSpec& spec, const std::vector<std::string>& mask);
+  Result<v1::DestroySchedulerResponse> destroy(const std::string& name, bool force);
+  Result<v1::Scheduler> get(const std::string& name);
+  Result<v1::ListSchedulersResponse> list();
+  // vcpu < 0: the field is left unset (the daemon chooses).
+  Result<v1::BindResponse> bind(const std::string& name, int pid, int tid = 0, int vcpu = -1);
+  // Returns the scheduler the member left.
+  Result<std::string> unbind(int pid, int tid = 0);
+  // Calls fn for each event until fn returns false or the stream ends.
+  Status watch(const std::function<bool(const v1::Event&)>& fn);
+  // Deadline for every unary call (default 10 s).
+  void set_timeout(std::chrono::milliseconds t) { timeout_ = t; }
+  std::chrono::milliseconds timeout() const { return timeout_; }
+  const std::string& socket() const { return socket_; }
+
+ private:
+  Client(std::string socket, std::shared_ptr<grpc::Channel> ch);
+  std::string socket_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Usched::Stub> stub_;
+  std::chrono::milliseconds timeout_ = std::chrono::seconds(10);
+};
+
+// pid = getpid().
+Result<v1::BindResponse> bind_self(Client& c, const std::string& name, int vcpu = -1);
+// pid = getpid(), tid = gettid().
+Result<v1::BindResponse> bind_thread(Client& c, const std::string& name, int vcpu = -1);
+
+struct RforkOptions {
+  int vcpu = -1;
+};
+
+// fork(); the child blocks on a pipe (never touching gRPC) until the parent's
+// Bind(name, child pid) has been answered, then returns 0. The parent returns
+// the child's pid. If Bind fails the parent SIGKILLs and reaps the child and
+// returns the error; if the parent dies first the child sees EOF and
+// _exit(127)s.
+Result<int> rfork(Client& c, const std::string& name, const RforkOptions& o = {});
+
+}  // namespace usched

@@ -1,0 +1,27 @@
+/* The usched C API: each call opens a connection to the default socket
+ * ($USCHED_SOCKET, else /run/usched/usched.sock). Functions return -1 on
+ * error; usched_last_error() then describes it (per thread). */
+#ifndef USCHED_USCHED_H_
+#define USCHED_USCHED_H_
+
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Fork a child that is bound to scheduler `name` before it returns 0.
+ * vcpu < 0 lets the daemon choose. Returns the child's pid in the parent. */
+pid_t usched_rfork(const char* name, int vcpu);
+/* Bind the calling process (all its threads). 0 on success. */
+int usched_bind_self(const char* name, int vcpu);
+/* Bind the calling thread only. 0 on success. */
+int usched_bind_thread(const char* name, int vcpu);
+/* The message of the last error on this thread ("" if none). */
+const char* usched_last_error(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* USCHED_USCHED_H_ */

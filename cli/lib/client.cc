@@ -1,0 +1,242 @@
+#include "usched/client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include <grpcpp/grpcpp.h>
+
+namespace usched {
+
+namespace {
+
+using Clock = std::chrono::system_clock;
+
+std::string unreachable(const std::string& path, const std::string& reason) {
+  return "cannot reach uschedd at " + path + ": " + reason +
+         " (is it running? start it with `uschedd`, or point --socket/$USCHED_SOCKET at its socket)";
+}
+
+// A cheap probe with a plain AF_UNIX connect: gives a precise reason (no such
+// file, connection refused, permission denied) without waiting for gRPC's
+// backoff. Returns "" when the socket accepts connections.
+std::string probe(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path)) return "socket path too long";
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return std::strerror(errno);
+  int rc;
+  do {
+    rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  } while (rc < 0 && errno == EINTR);
+  std::string reason = rc < 0 ? std::strerror(errno) : "";
+  ::close(fd);
+  return reason;
+}
+
+void set_deadline(grpc::ClientContext& ctx, std::chrono::milliseconds t) {
+  ctx.set_deadline(Clock::now() + t);
+}
+
+}  // namespace
+
+std::string default_socket() {
+  const char* env = std::getenv("USCHED_SOCKET");
+  if (env != nullptr && *env != '\0') return env;
+  return kDefaultSocket;
+}
+
+Status from_grpc(const grpc::Status& s) {
+  Code c;
+  switch (s.error_code()) {
+    case grpc::StatusCode::OK: return Status::ok();
+    case grpc::StatusCode::INVALID_ARGUMENT: c = Code::kInvalidArgument; break;
+    case grpc::StatusCode::NOT_FOUND: c = Code::kNotFound; break;
+    case grpc::StatusCode::ALREADY_EXISTS: c = Code::kAlreadyExists; break;
+    case grpc::StatusCode::FAILED_PRECONDITION: c = Code::kFailedPrecondition; break;
+    case grpc::StatusCode::PERMISSION_DENIED: c = Code::kPermissionDenied; break;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: c = Code::kResourceExhausted; break;
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DEADLINE_EXCEEDED: c = Code::kUnavailable; break;
+    default: c = Code::kInternal; break;
+  }
+  std::string msg = s.error_message();
+  if (msg.empty()) msg = "uschedd returned gRPC status " + std::to_string(static_cast<int>(s.error_code()));
+  return Status(c, std::move(msg));
+}
+
+Client::Client(std::string socket, std::shared_ptr<grpc::Channel> ch)
+    : socket_(std::move(socket)), channel_(std::move(ch)), stub_(v1::Usched::NewStub(channel_)) {}
+
+Result<std::unique_ptr<Client>> Client::connect(const std::string& socket,
+                                                std::chrono::milliseconds timeout) {
+  if (socket.empty()) return Status(Code::kUnavailable, unreachable(socket, "empty socket path"));
+  if (std::string why = probe(socket); !why.empty())
+    return Status(Code::kUnavailable, unreachable(socket, why));
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 0);
+  auto ch = grpc::CreateCustomChannel("unix:" + socket, grpc::InsecureChannelCredentials(), args);
+  if (!ch->WaitForConnected(Clock::now() + timeout))
+    return Status(Code::kUnavailable,
+                  unreachable(socket, "no answer within " + std::to_string(timeout.count()) + " ms"));
+  return std::unique_ptr<Client>(new Client(socket, std::move(ch)));
+}
+
+Result<v1::Scheduler> Client::create(const v1::SchedulerSpec& spec) {
+  grpc::ClientContext ctx;
+  set_deadline(ctx, timeout_);
+  v1::CreateSchedulerRequest req;
+  *req.mutable_spec() = spec;
+  v1::CreateSchedulerResponse resp;
+  if (auto s = stub_->CreateScheduler(&ctx, req, &resp); !s.ok()) return from_grpc(s);
+  return resp.scheduler();
+}
+
+Result<v1::Scheduler> Client::update(const v1::SchedulerSpec& spec,
+                                     const std::vector<std::string>& mask) {
+  grpc::ClientContext ctx;
+  set_deadline(ctx, timeout_);
+  v1::UpdateSchedulerRequest req;
+  *req.mutable_spec() = spec;
+  for (const auto& m : mask) req.add_update_mask(m);
+  v1::UpdateSchedulerResponse resp;
+  if (auto s = stub_->UpdateScheduler(&ctx, req, &resp); !s.ok()) return from_grpc(s);
+  return resp.scheduler();
+}
+
+Result<v1::DestroySchedulerResponse> Client::destroy(const std::string& name, bool force) {
+  grpc::ClientContext ctx;
+  set_deadline(ctx, timeout_);
+  v1::DestroySchedulerRequest req;
+  req.set_name(name);
+  req.set_force(force);
+  v1::DestroySchedulerResponse resp;
+  if (auto s = stub_->DestroyScheduler(&ctx, req, &resp); !s.ok()) return from_grpc(s);
+  return resp;
+}
+
+Result<v1::Scheduler> Client::get(const std::string& name) {
+  grpc::ClientContext ctx;
+  set_deadline(ctx, timeout_);
+  v1::GetSchedulerRequest req;
+  req.set_name(name);
+  v1::GetSchedulerResponse resp;
+  if (auto s = stub_->GetScheduler(&ctx, req, &resp); !s.ok()) return from_grpc(s);
+  return resp.scheduler();
+}
+
+Result<v1::ListSchedulersResponse> Client::list() {
+  grpc::ClientContext ctx;
+  set_deadline(ctx, timeout_);
+  v1::ListSchedulersRequest req;
+  v1::ListSchedulersResponse resp;
+  if (auto s = stub_->ListSchedulers(&ctx, req, &resp); !s.ok()) return from_grpc(s);
+  return resp;
+}
+
+Result<v1::BindResponse> Client::bind(const std::string& name, int pid, int tid, int vcpu) {
+  grpc::ClientContext ctx;
+  set_deadline(ctx, timeout_);
+  v1::BindRequest req;
+  req.set_name(name);
+  req.set_pid(pid);
+  req.set_tid(tid);
+  if (vcpu >= 0) req.set_vcpu(vcpu);
+  v1::BindResponse resp;
+  if (auto s = stub_->Bind(&ctx, req, &resp); !s.ok()) return from_grpc(s);
+  return resp;
+}
+
+Result<std::string> Client::unbind(int pid, int tid) {
+  grpc::ClientContext ctx;
+  set_deadline(ctx, timeout_);
+  v1::UnbindRequest req;
+  req.set_pid(pid);
+  req.set_tid(tid);
+  v1::UnbindResponse resp;
+  if (auto s = stub_->Unbind(&ctx, req, &resp); !s.ok()) return from_grpc(s);
+  return resp.scheduler();
+}
+
+Status Client::watch(const std::function<bool(const v1::Event&)>& fn) {
+  grpc::ClientContext ctx;  // no deadline: a watch lasts as long as the caller wants
+  v1::WatchRequest req;
+  auto reader = stub_->Watch(&ctx, req);
+  v1::Event ev;
+  bool stopped = false;
+  while (reader->Read(&ev)) {
+    if (!fn(ev)) {
+      stopped = true;
+      ctx.TryCancel();
+      break;
+    }
+  }
+  if (stopped) {
+    while (reader->Read(&ev)) {
+    }
+    (void)reader->Finish();
+    return Status::ok();
+  }
+  return from_grpc(reader->Finish());
+}
+
+Result<v1::BindResponse> bind_self(Client& c, const std::string& name, int vcpu) {
+  return c.bind(name, static_cast<int>(::getpid()), 0, vcpu);
+}
+
+Result<v1::BindResponse> bind_thread(Client& c, const std::string& name, int vcpu) {
+  return c.bind(name, static_cast<int>(::getpid()), static_cast<int>(::gettid()), vcpu);
+}
+
+Result<int> rfork(Client& c, const std::string& name, const RforkOptions& o) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return internal(std::string("rfork: pipe: ") + std::strerror(errno));
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    int e = errno;
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return Status(e == EAGAIN || e == ENOMEM ? Code::kResourceExhausted : Code::kInternal,
+                  std::string("rfork: fork: ") + std::strerror(e));
+  }
+  if (pid == 0) {
+    // Child: only async-signal-safe calls until the parent says we are placed.
+    ::close(fds[1]);
+    char b = 0;
+    ssize_t n;
+    do {
+      n = ::read(fds[0], &b, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1 || b != 'g') ::_exit(127);
+    ::close(fds[0]);
+    return 0;
+  }
+  ::close(fds[0]);
+  auto r = c.bind(name, static_cast<int>(pid), 0, o.vcpu);
+  if (!r) {
+    ::kill(pid, SIGKILL);
+    ::close(fds[1]);
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    return r.status();
+  }
+  char go = 'g';
+  ssize_t n;
+  do {
+    n = ::write(fds[1], &go, 1);
+  } while (n < 0 && errno == EINTR);
+  ::close(fds[1]);
+  return static_cast<int>(pid);
+}
+
+}  // namespace usched
