@@ -1,0 +1,737 @@
+#include "engine.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <google/protobuf/util/json_util.h>
+#include <spdlog/spdlog.h>
+
+namespace usched::daemon {
+namespace {
+
+constexpr int kStateVersion = 1;
+constexpr int kDefaultLwktpri = 6;
+
+v1::SchedClass to_proto_class(SchedClass c) {
+  switch (c) {
+    case SchedClass::kIdle: return v1::SCHED_CLASS_IDLE;
+    case SchedClass::kNormal: return v1::SCHED_CLASS_NORMAL;
+    case SchedClass::kRealtime: return v1::SCHED_CLASS_REALTIME;
+  }
+  return v1::SCHED_CLASS_UNSPECIFIED;
+}
+
+Result<std::optional<SchedClass>> from_proto_class(int c) {
+  switch (c) {
+    case v1::SCHED_CLASS_UNSPECIFIED: return std::optional<SchedClass>();
+    case v1::SCHED_CLASS_IDLE: return std::optional<SchedClass>(SchedClass::kIdle);
+    case v1::SCHED_CLASS_NORMAL: return std::optional<SchedClass>(SchedClass::kNormal);
+    case v1::SCHED_CLASS_REALTIME: return std::optional<SchedClass>(SchedClass::kRealtime);
+    default: return invalid("sched_class " + std::to_string(c) + " is not a known class");
+  }
+}
+
+Result<PoolSpec> parse_pool(const std::string& pool) {
+  // An empty pool means the whole parent, as "cpu*" does.
+  if (pool.find_first_not_of(" \t") == std::string::npos) return PoolSpec::everything();
+  return PoolSpec::parse(std::string_view(pool));
+}
+
+int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string member_label(MemberKey k) {
+  return k.tid ? "pid " + std::to_string(k.pid) + " tid " + std::to_string(k.tid)
+               : "pid " + std::to_string(k.pid);
+}
+
+}  // namespace
+
+Engine::Engine(asio::io_context& io, std::unique_ptr<glue::Glue> glue, EngineOptions o)
+    : io_(io), glue_(std::move(glue)), opts_(std::move(o)), sweep_timer_(io) {}
+
+Engine::~Engine() {
+  joiner_.join();
+}
+
+// ---- start and stop -------------------------------------------------------
+
+Status Engine::start() {
+  if (Status s = glue_->setup(); !s) return s;
+  auto present = glue_->present_cpus();
+  if (!present) return present.status();
+  auto online = glue_->online_cpus();
+  if (!online) return online.status();
+  tree_ = std::make_unique<Tree>(*present, *online & *present);
+  spdlog::info("glue {}: cpus present {}, online {}", glue_->name(), present->to_string(),
+               online->to_string());
+
+  std::error_code ec;
+  std::filesystem::create_directories(opts_.state_dir, ec);
+  if (ec) {
+    return precondition("cannot create state directory " + opts_.state_dir + ": " + ec.message());
+  }
+  const std::string path = opts_.state_dir + "/state.json";
+  std::ifstream in(path);
+  if (in) {
+    std::stringstream ss;
+    ss << in.rdbuf();
+    if (Status s = load_state(ss.str()); !s) {
+      // Never start by silently forgetting the tree: keep the file aside
+      // and refuse, so the operator decides.
+      const std::string aside = path + ".corrupt-" + std::to_string(now_us() / 1000000);
+      std::filesystem::rename(path, aside, ec);
+      return precondition("state file " + path + " is unreadable: " + s.message() +
+                          "; it was kept as " + aside +
+                          "; repair it and move it back, or remove it to start empty");
+    }
+  } else if (opts_.defaults) {
+    if (Status s = create_defaults(); !s) return s;
+  }
+  if (Status s = sync_groups(); !s) return s;
+  reconcile_members();
+  save_state();
+  sweep();
+  return Status::ok();
+}
+
+Status Engine::create_defaults() {
+  struct Def {
+    const char* name;
+    int pri;
+  };
+  for (Def d : {Def{"IDLE", 4}, Def{"NORM", 6}, Def{"REAL", 8}}) {
+    EntitySpec s;
+    s.name = d.name;
+    s.lwktpri = d.pri;
+    auto r = tree_->create(s);
+    if (!r) return r.status();
+  }
+  spdlog::info("no state yet: created the default schedulers IDLE, NORM, REAL on cpu*");
+  return Status::ok();
+}
+
+void Engine::stop(bool cleanup) {
+  stopping_ = true;
+  sweep_timer_.cancel();
+  joiner_.join();  // pending cgroup moves finish before anything is removed
+  if (cleanup) {
+    for (auto& [key, t] : tracked_) {
+      if (Status s = glue_->restore(key.pid, key.tid, t.origin); !s) {
+        spdlog::warn("returning {}: {}", member_label(key), s.message());
+      }
+    }
+    tracked_.clear();
+    // The tree keeps its schedulers for the next start, but not members.
+    std::vector<MemberKey> keys;
+    tree_->for_each([&](const Entity& e) {
+      for (auto& [k, m] : e.members()) keys.push_back(k);
+    });
+    for (MemberKey k : keys) (void)tree_->unbind(k);
+    save_state();
+    if (Status s = glue_->teardown(); !s) spdlog::error("cleanup: {}", s.message());
+    else spdlog::info("cleanup: members returned, cgroups removed");
+  } else {
+    save_state();
+    tracked_.clear();  // closes the pidfds; members stay where they are
+  }
+}
+
+// ---- authorization ----------------------------------------------------------
+
+Status Engine::check_writer(const Caller& c, const std::string& what) const {
+  if (c.root()) return Status::ok();
+  return denied("only root may " + what + " (you are uid " + std::to_string(c.uid) +
+                "); everyone may read");
+}
+
+// ---- schedulers ---------------------------------------------------------------
+
+Result<v1::Scheduler> Engine::create(const Caller& c, const v1::SchedulerSpec& spec) {
+  if (Status s = check_writer(c, "create schedulers"); !s) return s;
+  EntitySpec es;
+  es.name = spec.name();
+  if (es.name.empty()) return invalid("a scheduler needs a name");
+  auto pool = parse_pool(spec.pool());
+  if (!pool) return invalid("pool '" + spec.pool() + "': " + pool.status().message());
+  es.pool = *pool;
+  if (spec.vcpus() < 0) return invalid("vcpus " + std::to_string(spec.vcpus()) + " is negative");
+  es.vcpus = spec.vcpus();
+  es.lwktpri = spec.has_lwktpri() ? spec.lwktpri() : kDefaultLwktpri;
+  auto cls = from_proto_class(spec.sched_class());
+  if (!cls) return cls.status();
+  es.class_override = *cls;
+  es.locked = spec.locked();
+  es.exclusive = spec.exclusive();
+  es.owner_uid = c.uid;
+  es.owner_gid = c.gid;
+
+  auto r = tree_->create(es);
+  if (!r) return r.status();
+  if (Status s = sync_groups(); !s) {
+    // Nothing half-made: undo the tree change and the cgroup.
+    (void)tree_->destroy(es.name, false);
+    (void)glue_->remove_group(es.name);
+    (void)sync_groups();
+    return s;
+  }
+  reconcile_members();  // an exclusive entity takes CPUs from others
+  save_state();
+  const Entity* e = tree_->find(es.name);
+  publish(v1::Event::SCHEDULER_CREATED, es.name, 0, 0, "cpus " + e->effective().to_string());
+  spdlog::info("created {} (cpus {}, {} vcpus, lwktpri {})", es.name, e->effective().to_string(),
+               e->vcpu_count(), es.lwktpri);
+  return to_proto(*e);
+}
+
+Result<v1::Scheduler> Engine::update(const Caller& c, const v1::SchedulerSpec& spec,
+                                     const std::vector<std::string>& mask) {
+  if (Status s = check_writer(c, "change schedulers"); !s) return s;
+  const Entity* e = tree_->find(spec.name());
+  if (spec.name().empty()) return invalid("the root cannot be changed; name a scheduler");
+  if (!e) return not_found("no scheduler named '" + spec.name() + "'");
+  if (mask.empty()) {
+    return invalid("nothing to update: name at least one of pool, vcpus, lwktpri, sched_class, "
+                   "locked, exclusive");
+  }
+  EntityUpdate u;
+  for (const std::string& f : mask) {
+    if (f == "pool") {
+      auto pool = parse_pool(spec.pool());
+      if (!pool) return invalid("pool '" + spec.pool() + "': " + pool.status().message());
+      u.pool = *pool;
+    } else if (f == "vcpus") {
+      if (spec.vcpus() < 0) return invalid("vcpus " + std::to_string(spec.vcpus()) + " is negative");
+      u.vcpus = spec.vcpus();
+    } else if (f == "lwktpri") {
+      u.lwktpri = spec.has_lwktpri() ? spec.lwktpri() : kDefaultLwktpri;
+    } else if (f == "sched_class") {
+      auto cls = from_proto_class(spec.sched_class());
+      if (!cls) return cls.status();
+      u.class_override = *cls;
+    } else if (f == "locked") {
+      u.locked = spec.locked();
+    } else if (f == "exclusive") {
+      u.exclusive = spec.exclusive();
+    } else {
+      return invalid("unknown field '" + f +
+                     "' in update_mask (pool, vcpus, lwktpri, sched_class, locked, exclusive)");
+    }
+  }
+  const EntitySpec old = e->spec();
+  auto r = tree_->update(spec.name(), u);
+  if (!r) return r.status();
+  if (Status s = sync_groups(); !s) {
+    EntityUpdate back;
+    back.pool = old.pool;
+    back.vcpus = old.vcpus;
+    back.lwktpri = old.lwktpri;
+    back.class_override = old.class_override;
+    back.locked = old.locked;
+    back.exclusive = old.exclusive;
+    (void)tree_->update(spec.name(), back);
+    (void)sync_groups();
+    return s;
+  }
+  reconcile_members();
+  save_state();
+  e = tree_->find(spec.name());
+  publish(v1::Event::SCHEDULER_UPDATED, spec.name(), 0, 0, "cpus " + e->effective().to_string());
+  spdlog::info("updated {} (cpus {}, {} vcpus)", spec.name(), e->effective().to_string(),
+               e->vcpu_count());
+  return to_proto(*e);
+}
+
+Result<v1::DestroySchedulerResponse> Engine::destroy(const Caller& c, const std::string& name,
+                                                     bool force) {
+  if (Status s = check_writer(c, "destroy schedulers"); !s) return s;
+  if (name.empty()) return invalid("the root cannot be destroyed; name a scheduler");
+  auto r = tree_->destroy(name, force);
+  if (!r) return r.status();
+  for (const Member& m : r->released) release(m);
+  for (const std::string& n : r->destroyed) {
+    if (Status s = glue_->remove_group(n); !s) spdlog::warn("removing the group of {}: {}", n, s.message());
+  }
+  if (Status s = sync_groups(); !s) spdlog::warn("after destroying {}: {}", name, s.message());
+  reconcile_members();  // moved members follow their new entity
+  save_state();
+  v1::DestroySchedulerResponse resp;
+  for (const std::string& n : r->destroyed) {
+    resp.add_destroyed(n);
+    publish(v1::Event::SCHEDULER_DESTROYED, n);
+  }
+  resp.set_members_moved(static_cast<int>(r->moved.size()));
+  spdlog::info("destroyed {} ({} entities, {} members moved to '{}', {} released)", name,
+               r->destroyed.size(), r->moved.size(), r->moved_to, r->released.size());
+  return resp;
+}
+
+Result<v1::Scheduler> Engine::get(const std::string& name) const {
+  if (name.empty()) return invalid("name a scheduler (the root has no record)");
+  const Entity* e = tree_->find(name);
+  if (!e) return not_found("no scheduler named '" + name + "'");
+  return to_proto(*e);
+}
+
+v1::ListSchedulersResponse Engine::list() const {
+  v1::ListSchedulersResponse resp;
+  tree_->for_each([&](const Entity& e) {
+    if (!e.is_root()) *resp.add_schedulers() = to_proto(e);
+  });
+  resp.set_glue(glue_->name());
+  resp.set_online_cpus(tree_->root().effective().to_string());
+  return resp;
+}
+
+// ---- members -------------------------------------------------------------------
+
+Result<glue::TaskInfo> Engine::check_task(int pid, int tid) const {
+  if (pid <= 0) return invalid("pid " + std::to_string(pid) + " is not a process id (give pid > 0)");
+  if (tid < 0) return invalid("tid " + std::to_string(tid) + " is negative");
+  if (pid == 1) return invalid("pid 1 (init) cannot be bound: moving it would move the whole system");
+  if (pid == getpid()) return invalid("pid " + std::to_string(pid) + " is uschedd itself");
+  auto info = proc_.task(pid, tid);
+  if (!info) {
+    return not_found(tid ? "no thread " + std::to_string(tid) + " in process " + std::to_string(pid)
+                         : "no process " + std::to_string(pid));
+  }
+  if (info->kernel_thread) {
+    return invalid("pid " + std::to_string(pid) + " (" + info->comm +
+                   ") is a kernel thread; only user tasks can be bound");
+  }
+  return info;
+}
+
+Result<v1::BindResponse> Engine::bind(const Caller& c, const v1::BindRequest& r) {
+  if (Status s = check_writer(c, "bind tasks"); !s) return s;
+  if (r.name().empty()) return invalid("name the scheduler to bind to");
+  const Entity* target = tree_->find(r.name());
+  if (!target) {
+    if (Status s = validate_name(r.name()); !s) return s;
+    return not_found("no scheduler named '" + r.name() + "'");
+  }
+  auto info = check_task(r.pid(), r.tid());
+  if (!info) return info.status();
+  const MemberKey key{r.pid(), r.tid()};
+
+  // A pid reused by a new process is a new member, never the old one.
+  if (auto it = tracked_.find(key); it != tracked_.end()) {
+    const Entity* was = tree_->entity_of(key);
+    if (was && was->members().at(key).start_time != info->start_time) {
+      (void)tree_->unbind(key);
+      tracked_.erase(it);
+    }
+  }
+
+  const Entity* prev = tree_->entity_of(key);
+  std::optional<Member> prev_member;
+  if (prev) prev_member = prev->members().at(key);
+  const bool fresh = !tracked_.count(key);
+  glue::TaskOrigin origin;
+  if (fresh) {
+    auto o = glue_->capture_origin(key.pid, key.tid);
+    if (!o) return o.status();
+    origin = *o;
+  }
+
+  Member m;
+  m.key = key;
+  m.start_time = info->start_time;
+  m.uid = info->uid;
+  m.requested_vcpu = r.has_vcpu() ? r.vcpu() : -1;
+  if (r.has_vcpu() && r.vcpu() < 0) return invalid("vcpu " + std::to_string(r.vcpu()) + " is negative");
+  auto b = tree_->bind(r.name(), m);
+  if (!b) return b.status();
+
+  Tracked& t = tracked_[key];
+  if (fresh) {
+    t.origin = origin;
+    t.generation = next_generation_++;
+  }
+  const Entity* e = tree_->entity_of(key);
+  const Member& placed = e->members().at(key);
+  if (Status s = place_member(placed, *e, t); !s) {
+    // Nothing changes on error: the member goes back where it was.
+    if (prev_member) {
+      (void)tree_->bind(prev->name(), *prev_member);
+    } else {
+      (void)tree_->unbind(key);
+      tracked_.erase(key);
+    }
+    return s;
+  }
+  if (fresh) watch_exit(key, t);
+  join_later(placed, *e);
+  save_state();
+
+  v1::BindResponse resp;
+  auto* pm = resp.mutable_member();
+  pm->set_pid(key.pid);
+  pm->set_tid(key.tid);
+  pm->set_vcpu(placed.vcpu);
+  pm->set_start_time(placed.start_time);
+  pm->set_uid(placed.uid);
+  pm->set_cpus(e->cpus_for(placed).to_string());
+  resp.set_scheduler(e->name());
+  publish(v1::Event::MEMBER_BOUND, e->name(), key.pid, key.tid, "cpus " + pm->cpus());
+  spdlog::info("bound {} to {} (cpus {}, vcpu {})", member_label(key), e->name(), pm->cpus(),
+               placed.vcpu);
+  return resp;
+}
+
+Result<v1::UnbindResponse> Engine::unbind(const Caller& c, int pid, int tid) {
+  if (Status s = check_writer(c, "unbind tasks"); !s) return s;
+  if (pid <= 0) return invalid("pid " + std::to_string(pid) + " is not a process id (give pid > 0)");
+  const MemberKey key{pid, tid};
+  const Entity* e = tree_->entity_of(key);
+  if (!e) {
+    return not_found(member_label(key) + " is not bound to any scheduler");
+  }
+  const Member m = e->members().at(key);
+  const std::string name = e->name();
+  (void)tree_->unbind(key);
+  release(m);
+  save_state();
+  publish(v1::Event::MEMBER_UNBOUND, name, pid, tid);
+  spdlog::info("unbound {} from {}", member_label(key), name);
+  v1::UnbindResponse resp;
+  resp.set_scheduler(name);
+  return resp;
+}
+
+void Engine::release(const Member& m) {
+  auto it = tracked_.find(m.key);
+  if (it == tracked_.end()) return;
+  if (Status s = glue_->restore(m.key.pid, m.key.tid, it->second.origin); !s) {
+    spdlog::warn("returning {}: {}", member_label(m.key), s.message());
+  }
+  tracked_.erase(it);
+}
+
+Status Engine::place_member(const Member& m, const Entity& e, Tracked& t) {
+  glue::TaskSettings s{e.cpus_for(m), e.class_params()};
+  const std::string cpus = s.cpus.to_string();
+  if (cpus == t.placed_cpus && s.cls.cls == t.placed_class && s.cls.rt_priority == t.placed_prio) {
+    return Status::ok();
+  }
+  if (Status st = glue_->place(m.key.pid, m.key.tid, s); !st) return st;
+  t.placed_cpus = cpus;
+  t.placed_class = s.cls.cls;
+  t.placed_prio = s.cls.rt_priority;
+  if (m.key.tid == 0) {
+    // Placing a whole process overwrote its separately bound threads:
+    // those follow their own entity again.
+    for (auto it = tracked_.upper_bound(m.key); it != tracked_.end() && it->first.pid == m.key.pid;
+         ++it) {
+      it->second.placed_cpus.clear();
+    }
+  }
+  return Status::ok();
+}
+
+void Engine::reconcile_members() {
+  for (auto& [key, t] : tracked_) {
+    const Entity* e = tree_->entity_of(key);
+    if (!e) continue;
+    const Member& m = e->members().at(key);
+    const SchedClass before = t.placed_class;
+    if (Status s = place_member(m, *e, t); !s) {
+      spdlog::warn("placing {} in {}: {}", member_label(key), e->name(), s.message());
+      continue;
+    }
+    if (t.joined != e->name() || before != t.placed_class) join_later(m, *e);
+  }
+}
+
+void Engine::join_later(const Member& m, const Entity& e) {
+  auto it = tracked_.find(m.key);
+  if (it == tracked_.end()) return;
+  it->second.joined = e.name();
+  glue::TaskSettings s{e.cpus_for(m), e.class_params()};
+  const MemberKey key = m.key;
+  const std::string name = e.name();
+  glue::Glue* g = glue_.get();
+  asio::post(joiner_, [this, g, key, name, s] {
+    Status st = g->join_group(key.pid, key.tid, name, s);
+    asio::post(io_, [this, key, name, st] {
+      if (stopping_) return;
+      auto it = tracked_.find(key);
+      if (it == tracked_.end()) return;
+      if (!st) {
+        spdlog::warn("moving {} into the cgroup of {}: {}", member_label(key), name, st.message());
+        return;
+      }
+      // The cgroup move reset the affinity (cpuset attach); if the tree
+      // changed meanwhile, place again from what it says now.
+      it->second.placed_cpus.clear();
+      const Entity* e = tree_->entity_of(key);
+      if (e) (void)place_member(e->members().at(key), *e, it->second);
+    });
+  });
+}
+
+void Engine::watch_exit(MemberKey key, Tracked& t) {
+  auto fd = glue::PidFd::open(key.pid, key.tid);
+  if (!fd) {
+    spdlog::warn("no pidfd for {} ({}); the 1 s sweep will notice its exit", member_label(key),
+                 fd.status().message());
+    return;
+  }
+  t.exit_watch = std::make_unique<asio::posix::stream_descriptor>(io_, fd->release());
+  const uint64_t gen = t.generation;
+  // A pidfd polls readable once the task has exited (a zombie counts).
+  t.exit_watch->async_wait(asio::posix::stream_descriptor::wait_read,
+                           [this, key, gen](const boost::system::error_code& ec) {
+                             if (ec) return;  // cancelled: unbound or stopping
+                             member_exited(key, gen);
+                           });
+}
+
+void Engine::member_exited(MemberKey key, uint64_t generation) {
+  if (stopping_) return;
+  auto it = tracked_.find(key);
+  if (it == tracked_.end() || it->second.generation != generation) return;
+  const Entity* e = tree_->entity_of(key);
+  const std::string name = e ? e->name() : "";
+  (void)tree_->unbind(key);
+  tracked_.erase(it);
+  save_state();
+  publish(v1::Event::MEMBER_EXITED, name, key.pid, key.tid);
+  spdlog::info("{} exited; removed from {}", member_label(key), name);
+}
+
+void Engine::sweep() {
+  if (stopping_) return;
+  // A safety net behind the pidfd watches: members whose task is gone or
+  // is a different process now (pid reuse), and CPU hotplug.
+  std::vector<std::pair<MemberKey, uint64_t>> gone;
+  for (auto& [key, t] : tracked_) {
+    const Entity* e = tree_->entity_of(key);
+    if (!e) continue;
+    auto info = proc_.task(key.pid, key.tid);
+    if (!info || info->start_time != e->members().at(key).start_time || info->state == 'Z' ||
+        info->state == 'X') {
+      gone.emplace_back(key, t.generation);
+    }
+  }
+  for (auto& [key, gen] : gone) member_exited(key, gen);
+  if (auto online = glue_->online_cpus(); online && tree_) {
+    if (*online != tree_->root().effective()) {
+      spdlog::info("online cpus now {}", online->to_string());
+      tree_->set_online(*online);
+      if (Status s = sync_groups(); !s) spdlog::warn("after hotplug: {}", s.message());
+      reconcile_members();
+    }
+  }
+  sweep_timer_.expires_after(std::chrono::seconds(1));
+  sweep_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) sweep();
+  });
+}
+
+Status Engine::sync_groups() {
+  std::vector<std::pair<std::string, glue::GroupSettings>> all;
+  tree_->for_each([&](const Entity& e) {
+    if (!e.is_root()) all.emplace_back(e.name(), glue::GroupSettings{e.runnable(), e.class_params()});
+  });
+  return glue_->apply_groups(all);
+}
+
+// ---- views and events ----------------------------------------------------------
+
+v1::Scheduler Engine::to_proto(const Entity& e) const {
+  v1::Scheduler s;
+  auto* sp = s.mutable_spec();
+  sp->set_name(e.name());
+  sp->set_pool(e.spec().pool.to_string());
+  sp->set_vcpus(e.vcpu_count());
+  sp->set_lwktpri(e.spec().lwktpri);
+  sp->set_sched_class(e.spec().class_override ? to_proto_class(*e.spec().class_override)
+                                              : v1::SCHED_CLASS_UNSPECIFIED);
+  sp->set_locked(e.spec().locked);
+  sp->set_exclusive(e.spec().exclusive);
+  s.set_parent(e.parent() ? e.parent()->name() : "");
+  for (auto& [leaf, child] : e.children()) s.add_children(child->name());
+  const ClassParams cp = e.class_params();
+  s.set_effective_class(to_proto_class(cp.cls));
+  s.set_rt_priority(cp.rt_priority);
+  s.set_cpu_weight(cp.cpu_weight);
+  s.set_cpus(e.phys().to_string());
+  s.set_effective_cpus(e.effective().to_string());
+  s.set_starved(e.starved());
+  for (int i = 0; i < e.vcpu_count(); ++i) {
+    auto* v = s.add_vcpu();
+    v->set_index(i);
+    v->set_cpus(e.vcpu_effective()[i].to_string());
+    v->set_members(e.members_on_vcpu(i));
+  }
+  for (auto& [key, m] : e.members()) {
+    auto* pm = s.add_members();
+    pm->set_pid(key.pid);
+    pm->set_tid(key.tid);
+    pm->set_vcpu(m.vcpu);
+    pm->set_start_time(m.start_time);
+    pm->set_uid(m.uid);
+    pm->set_cpus(e.cpus_for(m).to_string());
+  }
+  s.set_owner_uid(e.spec().owner_uid);
+  s.set_owner_gid(e.spec().owner_gid);
+  s.set_depth(e.depth());
+  return s;
+}
+
+int Engine::subscribe(Subscriber s) {
+  const int id = next_subscriber_++;
+  subscribers_.emplace(id, std::move(s));
+  return id;
+}
+
+void Engine::unsubscribe(int id) { subscribers_.erase(id); }
+
+void Engine::publish(v1::Event::Kind kind, const std::string& scheduler, int pid, int tid,
+                     const std::string& detail) {
+  if (subscribers_.empty()) return;
+  v1::Event ev;
+  ev.set_kind(kind);
+  ev.set_scheduler(scheduler);
+  ev.set_pid(pid);
+  ev.set_tid(tid);
+  ev.set_time_us(now_us());
+  ev.set_detail(detail);
+  for (auto& [id, fn] : subscribers_) fn(ev);
+}
+
+// ---- state file ------------------------------------------------------------------
+
+void Engine::save_state() {
+  v1::StateFile f;
+  f.set_version(kStateVersion);
+  tree_->for_each([&](const Entity& e) {
+    if (e.is_root()) return;
+    auto* s = f.add_schedulers();
+    s->set_name(e.name());
+    s->set_pool(e.spec().pool.to_string());
+    s->set_vcpus(e.spec().vcpus);
+    s->set_lwktpri(e.spec().lwktpri);
+    s->set_class_override(e.spec().class_override ? class_name(*e.spec().class_override) : "");
+    s->set_locked(e.spec().locked);
+    s->set_exclusive(e.spec().exclusive);
+    s->set_owner_uid(e.spec().owner_uid);
+    s->set_owner_gid(e.spec().owner_gid);
+    for (auto& [key, m] : e.members()) {
+      auto* sm = f.add_members();
+      sm->set_scheduler(e.name());
+      sm->set_pid(key.pid);
+      sm->set_tid(key.tid);
+      sm->set_start_time(m.start_time);
+      sm->set_uid(m.uid);
+      sm->set_requested_vcpu(m.requested_vcpu);
+      if (auto it = tracked_.find(key); it != tracked_.end()) sm->set_origin(it->second.origin.to_string());
+    }
+  });
+  std::string json;
+  google::protobuf::util::JsonPrintOptions jo;
+  jo.add_whitespace = true;
+  jo.always_print_primitive_fields = true;
+  if (!google::protobuf::util::MessageToJsonString(f, &json, jo).ok()) {
+    spdlog::error("state: cannot encode the state");
+    return;
+  }
+  // Atomic replace: temp file, fsync, rename, fsync of the directory, so a
+  // crash leaves either the old state or the new one, never a torn file.
+  const std::string path = opts_.state_dir + "/state.json";
+  const std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  bool ok = fd >= 0;
+  if (ok) ok = ::write(fd, json.data(), json.size()) == static_cast<ssize_t>(json.size());
+  if (ok) ok = ::fsync(fd) == 0;
+  if (fd >= 0) ::close(fd);
+  if (ok) ok = ::rename(tmp.c_str(), path.c_str()) == 0;
+  if (ok) {
+    int dfd = ::open(opts_.state_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      ::fsync(dfd);
+      ::close(dfd);
+    }
+  }
+  if (!ok) {
+    spdlog::error("state: cannot write {}: {}", path, std::strerror(errno));
+    ::unlink(tmp.c_str());
+  }
+}
+
+Status Engine::load_state(const std::string& text) {
+  v1::StateFile f;
+  auto st = google::protobuf::util::JsonStringToMessage(text, &f);
+  if (!st.ok()) return invalid(std::string(st.message()));
+  if (f.version() != kStateVersion) {
+    return invalid("version " + std::to_string(f.version()) + " is not the " +
+                   std::to_string(kStateVersion) + " this uschedd reads");
+  }
+  int created = 0;
+  for (const auto& s : f.schedulers()) {
+    EntitySpec es;
+    es.name = s.name();
+    auto pool = parse_pool(s.pool());
+    if (!pool) return invalid("scheduler '" + s.name() + "': " + pool.status().message());
+    es.pool = *pool;
+    es.vcpus = s.vcpus();
+    es.lwktpri = s.lwktpri();
+    if (!s.class_override().empty()) {
+      auto c = parse_class(s.class_override());
+      if (!c) return invalid("scheduler '" + s.name() + "': " + c.status().message());
+      es.class_override = *c;
+    }
+    es.locked = s.locked();
+    es.exclusive = s.exclusive();
+    es.owner_uid = s.owner_uid();
+    es.owner_gid = s.owner_gid();
+    auto r = tree_->create(es);
+    if (!r) {
+      // The machine changed under the state (fewer CPUs): say so loudly
+      // and go on with the rest rather than refuse to run at all.
+      spdlog::error("state: cannot re-create '{}': {}", s.name(), r.status().message());
+      continue;
+    }
+    ++created;
+  }
+  int adopted = 0, dropped = 0;
+  for (const auto& sm : f.members()) {
+    const MemberKey key{sm.pid(), sm.tid()};
+    auto info = proc_.task(key.pid, key.tid);
+    if (!info || info->start_time != sm.start_time()) {
+      ++dropped;
+      spdlog::info("state: {} of {} is gone", member_label(key), sm.scheduler());
+      continue;
+    }
+    Member m;
+    m.key = key;
+    m.start_time = sm.start_time();
+    m.uid = sm.uid();
+    m.requested_vcpu = sm.requested_vcpu();
+    if (!tree_->bind(sm.scheduler(), m)) {
+      ++dropped;
+      continue;
+    }
+    Tracked& t = tracked_[key];
+    t.generation = next_generation_++;
+    if (auto o = glue::TaskOrigin::parse(sm.origin()); o) t.origin = *o;
+    watch_exit(key, t);
+    ++adopted;
+  }
+  spdlog::info("state: re-created {} schedulers, adopted {} members, dropped {} that are gone",
+               created, adopted, dropped);
+  return Status::ok();
+}
+
+}  // namespace usched::daemon

@@ -1,0 +1,132 @@
+//! uschedd: owns the tree of schedulers and serves the usched API on a unix
+//! socket. One io_context thread is the strand every state change runs on;
+//! gRPC's threads post to it and wait.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <grpcpp/grpcpp.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "asio.h"
+#include "engine.h"
+#include "server.h"
+#include "usched/glue/glue.h"
+
+#ifndef USCHED_VERSION
+#define USCHED_VERSION "0.1.0"
+#endif
+
+int main(int argc, char** argv) {
+  CLI::App app{"uschedd: nested CPU schedulers for Linux (usched daemon)"};
+  app.footer(
+      "Examples:\n"
+      "  uschedd                                   # default socket, state and glue\n"
+      "  uschedd --socket /tmp/u.sock --state-dir /tmp/ustate --glue fake\n"
+      "  uschedd --cleanup-on-exit                 # return every member on stop");
+  std::string socket = "/run/usched/usched.sock";
+  std::string state_dir = "/var/lib/usched";
+  std::string glue_kind = "auto";
+  std::string log_level = "info";
+  usched::glue::Options go;
+  bool cleanup = false, no_defaults = false, version = false;
+  app.add_option("--socket", socket, "Unix socket to serve the API on")->capture_default_str();
+  app.add_option("--state-dir", state_dir, "Where the desired state is kept")->capture_default_str();
+  app.add_option("--glue", glue_kind, "Kernel glue: auto, v2, v1, affinity or fake")->capture_default_str();
+  app.add_option("--cgroup-root", go.cgroup_root, "cgroup file system root")->capture_default_str();
+  app.add_option("--proc-root", go.proc_root, "/proc root")->capture_default_str();
+  app.add_option("--sys-root", go.sys_root, "/sys root")->capture_default_str();
+  app.add_option("--cgroup-top", go.top, "Our directory in each cgroup hierarchy")->capture_default_str();
+  app.add_option("--fake-log", go.fake_log, "Fake glue: log every operation to this file");
+  app.add_option("--fake-fail", go.fake_fail, "Fake glue: OP[:SUBSTR]=ERRNO,... makes operations fail");
+  app.add_option("--fake-cpus", go.fake_cpus, "Fake glue: the CPUs to pretend the machine has")->capture_default_str();
+  app.add_flag("--cleanup-on-exit", cleanup, "On stop, return members and remove our cgroups");
+  app.add_flag("--no-defaults", no_defaults, "Do not create IDLE, NORM and REAL on a first start");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
+  app.add_flag("--version", version, "Print the version and exit");
+  CLI11_PARSE(app, argc, argv);
+  if (version) {
+    std::cout << "uschedd " << USCHED_VERSION << "\n";
+    return 0;
+  }
+
+  auto logger = spdlog::stderr_color_mt("uschedd");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(log_level));
+
+  auto kind = usched::glue::parse_kind(glue_kind);
+  if (!kind) {
+    std::cerr << "uschedd: --glue: " << kind.status().message() << "\n";
+    return 2;
+  }
+  go.kind = *kind;
+  if (go.kind == usched::glue::Kind::kAuto) {
+    auto [k, why] = usched::glue::probe(go);
+    spdlog::info("glue: {} ({})", usched::glue::kind_name(k), why);
+    go.kind = k;
+  }
+  auto glue = usched::glue::make_glue(go);
+  if (!glue) {
+    spdlog::error("glue {}: {}", usched::glue::kind_name(go.kind), glue.status().message());
+    return 1;
+  }
+
+  ::umask(022);
+  asio::io_context io;
+  usched::daemon::EngineOptions eo;
+  eo.state_dir = state_dir;
+  eo.defaults = !no_defaults;
+  usched::daemon::Engine engine(io, std::move(*glue), eo);
+  if (usched::Status s = engine.start(); !s) {
+    spdlog::error("cannot start: {}", s.message());
+    return 1;
+  }
+
+  usched::daemon::Service service(io, engine);
+  usched::daemon::Acceptor acceptor(io, service);
+  if (usched::Status s = acceptor.listen(socket); !s) {
+    spdlog::error("cannot serve: {}", s.message());
+    engine.stop(false);
+    return 1;
+  }
+  grpc::ServerBuilder builder;
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server) {
+    spdlog::error("cannot start the gRPC server");
+    engine.stop(false);
+    return 1;
+  }
+  acceptor.start(server.get());
+  spdlog::info("uschedd {} serving on {} (state in {})", USCHED_VERSION, socket, state_dir);
+
+  asio::signal_set signals(io, SIGTERM, SIGINT);
+  std::signal(SIGPIPE, SIG_IGN);
+  std::thread stopper;
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    spdlog::info("signal {}: stopping", sig);
+    acceptor.close();
+    service.shutting_down();
+    // Shutdown waits for handlers that wait on this strand: call it from
+    // another thread while the loop keeps running, then finish here.
+    stopper = std::thread([&] {
+      server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+      asio::post(io, [&] {
+        engine.stop(cleanup);
+        io.stop();
+      });
+    });
+  });
+  io.run();
+  if (stopper.joinable()) stopper.join();
+  server->Wait();
+  spdlog::info("stopped");
+  return 0;
+}

@@ -1,0 +1,265 @@
+#include "server.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <future>
+
+#include <grpcpp/server_posix.h>
+#include <spdlog/spdlog.h>
+
+namespace usched::daemon {
+
+grpc::Status to_grpc(const Status& s) {
+  grpc::StatusCode c = grpc::StatusCode::INTERNAL;
+  switch (s.code()) {
+    case Code::kOk: return grpc::Status::OK;
+    case Code::kInvalidArgument: c = grpc::StatusCode::INVALID_ARGUMENT; break;
+    case Code::kNotFound: c = grpc::StatusCode::NOT_FOUND; break;
+    case Code::kAlreadyExists: c = grpc::StatusCode::ALREADY_EXISTS; break;
+    case Code::kFailedPrecondition: c = grpc::StatusCode::FAILED_PRECONDITION; break;
+    case Code::kPermissionDenied: c = grpc::StatusCode::PERMISSION_DENIED; break;
+    case Code::kResourceExhausted: c = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
+    case Code::kUnavailable: c = grpc::StatusCode::UNAVAILABLE; break;
+    case Code::kInternal: c = grpc::StatusCode::INTERNAL; break;
+  }
+  return grpc::Status(c, s.message());
+}
+
+void Service::remember_peer(int fd, const Caller& c) {
+  std::lock_guard<std::mutex> l(peers_mu_);
+  peers_[fd] = c;
+}
+
+Caller Service::caller(grpc::ServerContext* ctx) {
+  const std::string peer = ctx->peer();
+  Caller c;
+  c.uid = static_cast<uid_t>(-1);  // unknown peers may only read
+  c.gid = static_cast<gid_t>(-1);
+  if (peer.rfind("fd:", 0) == 0) {
+    const int fd = std::atoi(peer.c_str() + 3);
+    std::lock_guard<std::mutex> l(peers_mu_);
+    if (auto it = peers_.find(fd); it != peers_.end()) c = it->second;
+  }
+  return c;
+}
+
+template <class Fn>
+grpc::Status Service::on_strand(Fn&& fn) {
+  if (stopping_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "uschedd is stopping");
+  auto done = std::make_shared<std::promise<Status>>();
+  auto fut = done->get_future();
+  asio::post(io_, [done, fn = std::forward<Fn>(fn)]() mutable { done->set_value(fn()); });
+  // The strand stops only at shutdown; do not wait on it forever then.
+  while (fut.wait_for(std::chrono::milliseconds(200)) != std::future_status::ready) {
+    if (stopping_ && io_.stopped()) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "uschedd is stopping");
+    }
+  }
+  return to_grpc(fut.get());
+}
+
+grpc::Status Service::CreateScheduler(grpc::ServerContext* ctx,
+                                      const v1::CreateSchedulerRequest* req,
+                                      v1::CreateSchedulerResponse* resp) {
+  const Caller c = caller(ctx);
+  return on_strand([&, c]() -> Status {
+    auto r = engine_.create(c, req->spec());
+    if (!r) return r.status();
+    *resp->mutable_scheduler() = std::move(*r);
+    return Status::ok();
+  });
+}
+
+grpc::Status Service::UpdateScheduler(grpc::ServerContext* ctx,
+                                      const v1::UpdateSchedulerRequest* req,
+                                      v1::UpdateSchedulerResponse* resp) {
+  const Caller c = caller(ctx);
+  return on_strand([&, c]() -> Status {
+    std::vector<std::string> mask(req->update_mask().begin(), req->update_mask().end());
+    auto r = engine_.update(c, req->spec(), mask);
+    if (!r) return r.status();
+    *resp->mutable_scheduler() = std::move(*r);
+    return Status::ok();
+  });
+}
+
+grpc::Status Service::DestroyScheduler(grpc::ServerContext* ctx,
+                                       const v1::DestroySchedulerRequest* req,
+                                       v1::DestroySchedulerResponse* resp) {
+  const Caller c = caller(ctx);
+  return on_strand([&, c]() -> Status {
+    auto r = engine_.destroy(c, req->name(), req->force());
+    if (!r) return r.status();
+    *resp = std::move(*r);
+    return Status::ok();
+  });
+}
+
+grpc::Status Service::GetScheduler(grpc::ServerContext*, const v1::GetSchedulerRequest* req,
+                                   v1::GetSchedulerResponse* resp) {
+  return on_strand([&]() -> Status {
+    auto r = engine_.get(req->name());
+    if (!r) return r.status();
+    *resp->mutable_scheduler() = std::move(*r);
+    return Status::ok();
+  });
+}
+
+grpc::Status Service::ListSchedulers(grpc::ServerContext*, const v1::ListSchedulersRequest*,
+                                     v1::ListSchedulersResponse* resp) {
+  return on_strand([&]() -> Status {
+    *resp = engine_.list();
+    return Status::ok();
+  });
+}
+
+grpc::Status Service::Bind(grpc::ServerContext* ctx, const v1::BindRequest* req,
+                           v1::BindResponse* resp) {
+  const Caller c = caller(ctx);
+  return on_strand([&, c]() -> Status {
+    auto r = engine_.bind(c, *req);
+    if (!r) return r.status();
+    *resp = std::move(*r);
+    return Status::ok();
+  });
+}
+
+grpc::Status Service::Unbind(grpc::ServerContext* ctx, const v1::UnbindRequest* req,
+                             v1::UnbindResponse* resp) {
+  const Caller c = caller(ctx);
+  return on_strand([&, c]() -> Status {
+    auto r = engine_.unbind(c, req->pid(), req->tid());
+    if (!r) return r.status();
+    *resp = std::move(*r);
+    return Status::ok();
+  });
+}
+
+grpc::Status Service::Watch(grpc::ServerContext* ctx, const v1::WatchRequest*,
+                            grpc::ServerWriter<v1::Event>* writer) {
+  struct Queue {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<v1::Event> events;
+  };
+  auto q = std::make_shared<Queue>();
+  int id = 0;
+  grpc::Status st = on_strand([&]() -> Status {
+    id = engine_.subscribe([q](const v1::Event& ev) {
+      std::lock_guard<std::mutex> l(q->mu);
+      if (q->events.size() < 10000) q->events.push_back(ev);  // a stalled reader loses events
+      q->cv.notify_one();
+    });
+    return Status::ok();
+  });
+  if (!st.ok()) return st;
+  while (!ctx->IsCancelled() && !stopping_) {
+    std::unique_lock<std::mutex> l(q->mu);
+    q->cv.wait_for(l, std::chrono::milliseconds(100), [&] { return !q->events.empty(); });
+    while (!q->events.empty()) {
+      v1::Event ev = std::move(q->events.front());
+      q->events.pop_front();
+      l.unlock();
+      if (!writer->Write(ev)) {
+        l.lock();
+        goto done;
+      }
+      l.lock();
+    }
+  }
+done:
+  if (!io_.stopped()) asio::post(io_, [this, id] { engine_.unsubscribe(id); });
+  return grpc::Status::OK;
+}
+
+// ---- acceptor -----------------------------------------------------------------
+
+Acceptor::~Acceptor() { close(); }
+
+Status Acceptor::listen(const std::string& path) {
+  sockaddr_un addr{};
+  if (path.size() >= sizeof(addr.sun_path)) {
+    return invalid("socket path " + path + " is longer than " +
+                   std::to_string(sizeof(addr.sun_path) - 1) + " bytes");
+  }
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  std::error_code ec;
+  const auto dir = std::filesystem::path(path).parent_path();
+  if (!dir.empty()) std::filesystem::create_directories(dir, ec);
+
+  // A socket file left by a daemon that died is removed; one that still
+  // answers belongs to a running uschedd.
+  if (std::filesystem::exists(path, ec)) {
+    int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const bool live = ::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    ::close(probe);
+    if (live) return precondition("another uschedd is already listening on " + path);
+    ::unlink(path.c_str());
+  }
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return internal(std::string("socket: ") + std::strerror(errno));
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    const int e = errno;
+    ::close(fd);
+    return precondition("bind " + path + ": " + std::strerror(e));
+  }
+  // Everyone may connect (and read); what a caller may change is decided
+  // per request from SO_PEERCRED.
+  ::chmod(path.c_str(), 0666);
+  if (::listen(fd, 128) != 0) {
+    const int e = errno;
+    ::close(fd);
+    return internal("listen " + path + ": " + std::strerror(e));
+  }
+  listen_.assign(fd);
+  path_ = path;
+  return Status::ok();
+}
+
+void Acceptor::start(grpc::Server* server) {
+  server_ = server;
+  wait();
+}
+
+void Acceptor::wait() {
+  listen_.async_wait(asio::posix::stream_descriptor::wait_read,
+                     [this](const boost::system::error_code& ec) {
+                       if (ec) return;
+                       for (;;) {
+                         int fd = ::accept4(listen_.native_handle(), nullptr, nullptr,
+                                            SOCK_CLOEXEC | SOCK_NONBLOCK);
+                         if (fd < 0) break;
+                         ucred cred{};
+                         socklen_t len = sizeof(cred);
+                         if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+                           ::close(fd);
+                           continue;
+                         }
+                         service_.remember_peer(fd, Caller{cred.pid, cred.uid, cred.gid});
+                         // gRPC owns the fd from here and closes it.
+                         grpc::AddInsecureChannelFromFd(server_, fd);
+                       }
+                       wait();
+                     });
+}
+
+void Acceptor::close() {
+  if (listen_.is_open()) {
+    boost::system::error_code ec;
+    listen_.close(ec);
+    ::unlink(path_.c_str());
+  }
+}
+
+}  // namespace usched::daemon
