@@ -1,0 +1,436 @@
+// Tier 2: a real uschedd with the fake glue on a temporary socket, driven
+// through the usched CLI as a user would type it, and through the client
+// library. The fake glue never touches the kernel; it logs what it was
+// asked to do, and can be told to fail.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+
+#include "support/harness.h"
+#include "usched/client.h"
+
+namespace usched::test {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+std::vector<std::string> fake_args(std::vector<std::string> more = {}) {
+  std::vector<std::string> a = {"--glue", "fake", "--fake-cpus", "0-3"};
+  a.insert(a.end(), more.begin(), more.end());
+  return a;
+}
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    daemon_ = std::make_unique<Daemon>(fake_args({"--fake-log", fake_log_}));
+    ASSERT_TRUE(daemon_->start()) << daemon_->log();
+  }
+  void TearDown() override {
+    if (HasFailure()) std::cerr << "uschedd log:\n" << daemon_->log();
+  }
+  CmdResult cli(std::vector<std::string> args, RunOptions o = {}) { return daemon_->cli(args, o); }
+  std::unique_ptr<Client> client() {
+    auto c = Client::connect(daemon_->socket(), 5s);
+    EXPECT_TRUE(c.is_ok()) << c.status().message();
+    return c ? std::move(*c) : nullptr;
+  }
+
+  TempDir logdir_;
+  std::string fake_log_ = logdir_ / "fake.log";
+  std::unique_ptr<Daemon> daemon_;
+};
+
+TEST_F(ServiceTest, StartsWithIdleNormRealOnEveryCpu) {
+  auto r = cli({"list"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* n : {"IDLE", "NORM", "REAL"}) EXPECT_THAT(r.out, HasSubstr(n));
+  auto c = client();
+  auto l = c->list();
+  ASSERT_TRUE(l.is_ok());
+  ASSERT_EQ(l->schedulers_size(), 3);
+  EXPECT_EQ(l->glue(), "fake");
+  for (const auto& s : l->schedulers()) {
+    EXPECT_EQ(s.effective_cpus(), "0-3") << s.spec().name();
+  }
+  EXPECT_EQ(l->schedulers(0).spec().name(), "IDLE");
+  EXPECT_EQ(l->schedulers(0).effective_class(), v1::SCHED_CLASS_IDLE);
+  EXPECT_EQ(l->schedulers(1).effective_class(), v1::SCHED_CLASS_NORMAL);
+  EXPECT_EQ(l->schedulers(2).effective_class(), v1::SCHED_CLASS_REALTIME);
+  EXPECT_EQ(l->schedulers(2).rt_priority(), 1);
+}
+
+TEST_F(ServiceTest, LineSyntaxCreatesALockedIdleScheduler) {
+  auto r = cli({"MYCUSTOM", "on", "cpu1", "cpu2", "lwktpri", "4", "locked"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto s = client()->get("MYCUSTOM");
+  ASSERT_TRUE(s.is_ok());
+  EXPECT_EQ(s->effective_cpus(), "1-2");
+  EXPECT_TRUE(s->spec().locked());
+  EXPECT_EQ(s->effective_class(), v1::SCHED_CLASS_IDLE);
+  // The fake glue was asked for the group with those CPUs.
+  EXPECT_TRUE(eventually([&] { return read_file(fake_log_).find("MYCUSTOM") != std::string::npos; }));
+}
+
+TEST_F(ServiceTest, NestedPoolIsInTheParentsVcpuNumbers) {
+  ASSERT_EQ(cli({"batch", "on", "cpu0-3", "vcpus", "2"}).exit_code, 0);
+  // batch vcpu 0 = cpus 0-1, vcpu 1 = cpus 2-3.
+  auto r = cli({"create", "batch/jobA", "on", "cpu1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto s = client()->get("batch/jobA");
+  ASSERT_TRUE(s.is_ok());
+  EXPECT_EQ(s->effective_cpus(), "2-3");
+  EXPECT_EQ(s->parent(), "batch");
+  EXPECT_EQ(s->depth(), 2);
+  auto tree = cli({"tree"});
+  ASSERT_EQ(tree.exit_code, 0) << tree.err;
+  EXPECT_THAT(tree.out, HasSubstr("jobA"));
+}
+
+TEST_F(ServiceTest, EightVcpusOnFourCpusWrapAround) {
+  ASSERT_EQ(cli({"wide", "on", "cpu*", "vcpus", "8"}).exit_code, 0);
+  auto s = client()->get("wide");
+  ASSERT_TRUE(s.is_ok());
+  ASSERT_EQ(s->vcpu_size(), 8);
+  EXPECT_EQ(s->vcpu(5).cpus(), "1");
+  ASSERT_EQ(cli({"wide/top", "on", "cpu4-7"}).exit_code, 0);
+  EXPECT_EQ(client()->get("wide/top")->effective_cpus(), "0-3");
+}
+
+TEST_F(ServiceTest, ShowAndListSpeakJson) {
+  auto r = cli({"list", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\"NORM\""));
+  EXPECT_THAT(r.out, HasSubstr("\"schedulers\""));
+  r = cli({"show", "NORM", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\"effectiveCpus\""));
+}
+
+// ---- every error path of the CLI -------------------------------------------------
+
+TEST_F(ServiceTest, DuplicateNameIsAnErrorThatChangesNothing) {
+  auto r = cli({"NORM", "on", "cpu0"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("NORM"));
+  EXPECT_THAT(r.err, HasSubstr("exists"));
+  EXPECT_EQ(client()->get("NORM")->effective_cpus(), "0-3");
+}
+
+TEST_F(ServiceTest, PoolOutsideTheParentIsRefusedNamingTheCpu) {
+  auto r = cli({"far", "on", "cpu9"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("cpu9"));
+  EXPECT_FALSE(client()->get("far").is_ok());
+}
+
+TEST_F(ServiceTest, PathTraversalInANameIsRefusedBeforeAnythingIsMade) {
+  auto c = client();
+  v1::SchedulerSpec spec;
+  spec.set_name("NORM/../../etc");
+  spec.set_pool("cpu*");
+  auto r = c->create(spec);
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr(".."));
+  auto cl = cli({"create", "a/../b", "on", "cpu*"});
+  EXPECT_NE(cl.exit_code, 0);
+  EXPECT_THAT(cl.err, HasSubstr(".."));
+  EXPECT_THAT(read_file(fake_log_), Not(HasSubstr("etc")));
+}
+
+TEST_F(ServiceTest, UnknownSchedulerIsNotFound) {
+  auto r = cli({"show", "NOPE"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("NOPE"));
+  r = cli({"destroy", "NOPE"});
+  EXPECT_EQ(r.exit_code, 1);
+  r = cli({"bind", "NOPE", "--pid", std::to_string(getpid())});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("NOPE"));
+}
+
+TEST_F(ServiceTest, DestroyWithChildrenNeedsForceAndForceMovesMembers) {
+  ASSERT_EQ(cli({"batch", "on", "cpu0-1"}).exit_code, 0);
+  ASSERT_EQ(cli({"batch/jobA", "on", "cpu0"}).exit_code, 0);
+  Child sleeper;
+  ASSERT_EQ(cli({"bind", "batch/jobA", "--pid", std::to_string(sleeper.pid())}).exit_code, 0);
+  auto r = cli({"destroy", "batch"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("force"));
+  EXPECT_TRUE(client()->get("batch/jobA").is_ok());
+
+  r = cli({"destroy", "batch/jobA", "--force"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto batch = client()->get("batch");
+  ASSERT_TRUE(batch.is_ok());
+  ASSERT_EQ(batch->members_size(), 1);
+  EXPECT_EQ(batch->members(0).pid(), sleeper.pid());
+  r = cli({"destroy", "batch", "--force"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(client()->get("batch").is_ok());
+}
+
+TEST_F(ServiceTest, BindRefusesMissingProcessesInitAndTheDaemon) {
+  auto r = cli({"bind", "NORM", "--pid", "999999999"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("999999999"));
+  r = cli({"bind", "NORM", "--pid", "1"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("init"));
+  r = cli({"bind", "NORM", "--pid", std::to_string(daemon_->pid())});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("uschedd"));
+  r = cli({"bind", "NORM", "--pid", "-5"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(client()->get("NORM")->members_size(), 0);
+}
+
+TEST_F(ServiceTest, UnbindOfAnUnboundPidIsNotFound) {
+  Child sleeper;
+  auto r = cli({"unbind", "--pid", std::to_string(sleeper.pid())});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("not bound"));
+}
+
+TEST_F(ServiceTest, UsageErrorsExitTwoWithoutTouchingTheDaemon) {
+  for (std::vector<std::string> args : std::vector<std::vector<std::string>>{
+           {"bind", "NORM"},                       // no --pid
+           {"frobnicate"},                         // neither a command nor a line
+           {"run", "NORM"},                        // no command to run
+           {"x", "on", "cpu1", "lwktpri", "40"},   // priority out of range
+           {"x", "on", "cpu1", "lokced"}}) {       // typo
+    auto r = cli(args);
+    EXPECT_EQ(r.exit_code, 2) << args[0] << ": " << r.err;
+    EXPECT_THAT(r.err, HasSubstr("usched:")) << args[0];
+  }
+  EXPECT_EQ(client()->list()->schedulers_size(), 3);
+}
+
+TEST(ServiceNoDaemon, UnreachableDaemonIsExitOneWithTheSocketNamed) {
+  TempDir d;
+  auto r = run({USCHED_CLI_PATH, "--socket", d / "none.sock", "list"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("none.sock"));
+  // $USCHED_SOCKET is the fallback when --socket is absent.
+  r = run({USCHED_CLI_PATH, "list"}, {.env = {{"USCHED_SOCKET", d / "env.sock"}}});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("env.sock"));
+}
+
+TEST_F(ServiceTest, NonRootMayReadButNotChange) {
+  if (getuid() != 0) GTEST_SKIP() << "needs root to run a command as another user";
+  const int nobody = 65534;
+  ::chmod(daemon_->dir().path().c_str(), 0755);
+  auto r = cli({"list"}, {.as_uid = nobody});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = cli({"mine", "on", "cpu0"}, {.as_uid = nobody});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("root"));
+  EXPECT_FALSE(client()->get("mine").is_ok());
+}
+
+// ---- the glue failing ---------------------------------------------------------------
+
+TEST(ServiceGlueFailure, AFailedGroupWriteLeavesNoSchedulerBehind) {
+  TempDir d;
+  Daemon daemon(fake_args({"--fake-fail", "apply_group:FAILME=28", "--fake-log", d / "fake.log"}));
+  ASSERT_TRUE(daemon.start()) << daemon.log();
+  auto r = daemon.cli({"FAILME", "on", "cpu0"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("FAILME"));
+  auto l = daemon.cli({"list"});
+  EXPECT_THAT(l.out, Not(HasSubstr("FAILME")));
+  EXPECT_EQ(daemon.cli({"OTHER", "on", "cpu0"}).exit_code, 0);
+}
+
+TEST(ServiceGlueFailure, AFailedPlacementLeavesTheTaskUnbound) {
+  TempDir d;
+  Daemon daemon(fake_args({"--fake-fail", "place=1"}));
+  ASSERT_TRUE(daemon.start()) << daemon.log();
+  Child sleeper;
+  auto r = daemon.cli({"bind", "NORM", "--pid", std::to_string(sleeper.pid())});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("Operation not permitted"));
+  auto s = daemon.cli({"show", "NORM", "--json"});
+  EXPECT_THAT(s.out, Not(HasSubstr(std::to_string(sleeper.pid()))));
+}
+
+// ---- members -------------------------------------------------------------------------
+
+TEST_F(ServiceTest, BoundProcessIsListedAndLeavesWhenItExits) {
+  Child sleeper;
+  auto r = cli({"bind", "NORM", "--pid", std::to_string(sleeper.pid())});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto c = client();
+  auto s = c->get("NORM");
+  ASSERT_EQ(s->members_size(), 1);
+  EXPECT_EQ(s->members(0).pid(), sleeper.pid());
+  EXPECT_THAT(cli({"show", "NORM"}).out, HasSubstr(std::to_string(sleeper.pid())));
+  sleeper.kill();
+  EXPECT_TRUE(eventually([&] { return c->get("NORM")->members_size() == 0; }, 1s));
+}
+
+TEST_F(ServiceTest, LockedSchedulerSpreadsMembersOverItsVcpus) {
+  ASSERT_EQ(cli({"L", "on", "cpu0-1", "locked"}).exit_code, 0);
+  Child a, b, c3;
+  auto c = client();
+  auto ra = c->bind("L", a.pid());
+  auto rb = c->bind("L", b.pid());
+  ASSERT_TRUE(ra.is_ok() && rb.is_ok());
+  EXPECT_EQ(ra->member().vcpu(), 0);
+  EXPECT_EQ(ra->member().cpus(), "0");
+  EXPECT_EQ(rb->member().vcpu(), 1);
+  EXPECT_EQ(rb->member().cpus(), "1");
+  auto rc = c->bind("L", c3.pid(), 0, 1);  // asks for vcpu 1
+  ASSERT_TRUE(rc.is_ok());
+  EXPECT_EQ(rc->member().vcpu(), 1);
+  auto bad = c->bind("L", c3.pid(), 0, 7);
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_EQ(bad.status().code(), Code::kInvalidArgument);
+}
+
+TEST_F(ServiceTest, RunBindsItselfThenExecs) {
+  auto r = cli({"run", "NORM", "--", "sh", "-c", "echo placed"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "placed\n");
+  EXPECT_THAT(read_file(fake_log_), HasSubstr("place pid="));
+  r = cli({"run", "NORM", "--", "/nonexistent/program"});
+  EXPECT_EQ(r.exit_code, 127);
+  r = cli({"run", "NOPE", "--", "true"});
+  EXPECT_EQ(r.exit_code, 1);
+}
+
+TEST_F(ServiceTest, RforkChildIsAMemberBeforeItRuns) {
+  auto c = client();
+  int go[2];
+  ASSERT_EQ(::pipe(go), 0);
+  auto pid = rfork(*c, "NORM");
+  ASSERT_TRUE(pid.is_ok()) << pid.status().message();
+  if (*pid == 0) {
+    ::close(go[1]);
+    char b;
+    (void)!::read(go[0], &b, 1);
+    ::_exit(0);
+  }
+  ::close(go[0]);
+  auto s = c->get("NORM");
+  ASSERT_EQ(s->members_size(), 1);
+  EXPECT_EQ(s->members(0).pid(), *pid);
+  ::close(go[1]);
+  ::waitpid(*pid, nullptr, 0);
+
+  auto bad = rfork(*c, "NOPE");
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_EQ(bad.status().code(), Code::kNotFound);
+}
+
+TEST_F(ServiceTest, UpdateResizesAndReportsNewCpus) {
+  ASSERT_EQ(cli({"R", "on", "cpu0"}).exit_code, 0);
+  auto r = cli({"update", "R", "on", "cpu2-3"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(client()->get("R")->effective_cpus(), "2-3");
+  r = cli({"update", "R", "lwktpri", "8"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(client()->get("R")->effective_class(), v1::SCHED_CLASS_REALTIME);
+  ASSERT_EQ(cli({"R/c", "on", "cpu1"}).exit_code, 0);
+  r = cli({"update", "R", "vcpus", "1"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("R/c"));
+  EXPECT_EQ(client()->get("R")->vcpu_size(), 2);
+}
+
+TEST_F(ServiceTest, WatchPrintsEventsAsTheyHappen) {
+  auto c = client();
+  std::mutex mu;
+  std::vector<v1::Event> seen;
+  std::atomic<size_t> count{0};
+  std::thread watcher([&] {
+    auto w = Client::connect(daemon_->socket(), 5s);
+    ASSERT_TRUE(w.is_ok());
+    (void)(*w)->watch([&](const v1::Event& e) {
+      std::lock_guard<std::mutex> l(mu);
+      seen.push_back(e);
+      return ++count < 2;
+    });
+  });
+  // The stream is open once the daemon has a subscriber; creating until the
+  // watcher has seen both events avoids sleeping as synchronisation.
+  ASSERT_TRUE(eventually([&] {
+    v1::SchedulerSpec s;
+    s.set_name("W" + random_suffix());
+    s.set_pool("cpu0");
+    (void)c->create(s);
+    return count >= 2;
+  }));
+  watcher.join();
+  EXPECT_EQ(seen[0].kind(), v1::Event::SCHEDULER_CREATED);
+
+  auto r = run({"sh", "-c", std::string(USCHED_CLI_PATH) + " --socket " + daemon_->socket() +
+                                " watch --count 1 & sleep 0.5; " + USCHED_CLI_PATH + " --socket " +
+                                daemon_->socket() + " X1 on cpu0; wait"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("X1"));
+}
+
+// ---- stopping and starting -----------------------------------------------------------
+
+TEST(ServiceRestart, MembersAndSchedulersSurviveARestart) {
+  TempDir state;
+  Child sleeper;
+  {
+    Daemon d(fake_args(), state.path());
+    ASSERT_TRUE(d.start()) << d.log();
+    ASSERT_EQ(d.cli({"keep", "on", "cpu1"}).exit_code, 0);
+    ASSERT_EQ(d.cli({"bind", "keep", "--pid", std::to_string(sleeper.pid())}).exit_code, 0);
+    EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
+  }
+  Daemon d(fake_args(), state.path());
+  ASSERT_TRUE(d.start()) << d.log();
+  auto r = d.cli({"show", "keep", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(std::to_string(sleeper.pid())));
+}
+
+TEST(ServiceRestart, CorruptStateIsRefusedAndKeptAside) {
+  TempDir state;
+  {
+    std::ofstream(state / "state.json") << "{ this is not json";
+  }
+  Daemon d(fake_args(), state.path());
+  EXPECT_FALSE(d.start());
+  EXPECT_THAT(d.log(), HasSubstr("state.json"));
+  bool kept = false;
+  for (auto& e : std::filesystem::directory_iterator(state.path())) {
+    if (e.path().filename().string().rfind("state.json.corrupt", 0) == 0) kept = true;
+  }
+  EXPECT_TRUE(kept);
+}
+
+TEST(ServiceRestart, CleanupOnExitReturnsMembersAndTearsDown) {
+  TempDir d;
+  Child sleeper;
+  Daemon daemon(fake_args({"--cleanup-on-exit", "--fake-log", d / "fake.log"}));
+  ASSERT_TRUE(daemon.start()) << daemon.log();
+  ASSERT_EQ(daemon.cli({"bind", "NORM", "--pid", std::to_string(sleeper.pid())}).exit_code, 0);
+  EXPECT_EQ(daemon.stop(SIGTERM), 0);
+  const std::string log = read_file(d / "fake.log");
+  EXPECT_THAT(log, HasSubstr("restore pid=" + std::to_string(sleeper.pid())));
+  EXPECT_THAT(log, HasSubstr("teardown"));
+}
+
+TEST(ServiceStart, SecondDaemonOnTheSameSocketRefusesToStart) {
+  Daemon first(fake_args());
+  ASSERT_TRUE(first.start()) << first.log();
+  auto r = run({USCHEDD_PATH, "--socket", first.socket(), "--state-dir", first.dir() / "s2", "--glue", "fake"},
+               {.timeout = 10s});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("already"));
+  EXPECT_EQ(first.cli({"list"}).exit_code, 0);
+}
+
+}  // namespace
+}  // namespace usched::test
