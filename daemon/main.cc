@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
   std::string glue_kind = "auto";
   std::string log_level = "info";
   usched::glue::Options go;
-  bool cleanup = false, no_defaults = false, version = false;
+  bool cleanup = false, no_defaults = false, version = false, teardown = false;
   app.add_option("--socket", socket, "Unix socket to serve the API on")->capture_default_str();
   app.add_option("--state-dir", state_dir, "Where the desired state is kept")->capture_default_str();
   app.add_option("--glue", glue_kind, "Kernel glue: auto, v2, v1, affinity or fake")->capture_default_str();
@@ -47,6 +47,8 @@ int main(int argc, char** argv) {
   app.add_option("--fake-fail", go.fake_fail, "Fake glue: OP[:SUBSTR]=ERRNO,... makes operations fail");
   app.add_option("--fake-cpus", go.fake_cpus, "Fake glue: the CPUs to pretend the machine has")->capture_default_str();
   app.add_flag("--cleanup-on-exit", cleanup, "On stop, return members and remove our cgroups");
+  app.add_flag("--teardown", teardown,
+               "Do not serve: return every member of the saved state and remove our cgroups, then exit");
   app.add_flag("--no-defaults", no_defaults, "Do not create IDLE, NORM and REAL on a first start");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
   app.add_flag("--version", version, "Print the version and exit");
@@ -86,6 +88,11 @@ int main(int argc, char** argv) {
   if (usched::Status s = engine.start(); !s) {
     spdlog::error("cannot start: {}", s.message());
     return 1;
+  }
+
+  if (teardown) {
+    engine.stop(true);
+    return 0;
   }
 
   usched::daemon::Service service(io, engine);

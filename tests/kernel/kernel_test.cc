@@ -3,6 +3,7 @@
 // view: /proc/PID/status Cpus_allowed_list, the scheduling policy, cgroup
 // membership. Without root or a cpuset hierarchy the tests skip with the
 // reason; under USCHED_REQUIRE_KERNEL=1 (CI) such a skip is a failure.
+#include <pthread.h>
 #include <sched.h>
 
 #include <gmock/gmock.h>
@@ -344,6 +345,124 @@ TEST_F(KernelTest, PlainStopKeepsMembersPlacedAndTheNextStartAdoptsThem) {
   EXPECT_THAT(r.out, HasSubstr(std::to_string(sleeper.pid())));
   EXPECT_EQ(d.stop(SIGTERM), 0);
   EXPECT_FALSE(std::filesystem::exists(kCgroupRoot + "/cpuset/" + top_));
+}
+
+
+// A child of the test that runs `threads` extra threads, and on each byte
+// written to its control pipe starts one more. Killed by pid.
+class ThreadedChild {
+ public:
+  explicit ThreadedChild(int threads) {
+    int ctl[2], ready[2];
+    EXPECT_EQ(::pipe(ctl), 0);
+    EXPECT_EQ(::pipe(ready), 0);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::close(ctl[1]);
+      ::close(ready[0]);
+      auto park = [](void*) -> void* {
+        for (;;) ::pause();
+        return nullptr;
+      };
+      for (int i = 0; i < threads; ++i) {
+        pthread_t t;
+        ::pthread_create(&t, nullptr, park, nullptr);
+      }
+      (void)!::write(ready[1], "r", 1);
+      char b;
+      while (::read(ctl[0], &b, 1) == 1) {
+        pthread_t t;
+        ::pthread_create(&t, nullptr, park, nullptr);
+        (void)!::write(ready[1], "r", 1);
+      }
+      ::_exit(0);
+    }
+    ::close(ctl[0]);
+    ::close(ready[1]);
+    ctl_ = ctl[1];
+    ready_ = ready[0];
+    char b;
+    EXPECT_EQ(::read(ready_, &b, 1), 1);
+  }
+  ~ThreadedChild() {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    ::close(ctl_);
+    ::close(ready_);
+  }
+  void start_thread() {
+    char b = 't';
+    EXPECT_EQ(::write(ctl_, &b, 1), 1);
+    EXPECT_EQ(::read(ready_, &b, 1), 1);
+  }
+  pid_t pid() const { return pid_; }
+  std::vector<int> tids() const {
+    std::vector<int> t;
+    for (auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid_) + "/task")) {
+      t.push_back(std::stoi(e.path().filename().string()));
+    }
+    std::sort(t.begin(), t.end());
+    return t;
+  }
+  std::string allowed(int tid) const {
+    std::istringstream in(read_file("/proc/" + std::to_string(pid_) + "/task/" + std::to_string(tid) + "/status"));
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("Cpus_allowed_list:", 0) == 0) return line.substr(19);
+    }
+    return "";
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int ctl_ = -1, ready_ = -1;
+};
+
+TEST_F(KernelTest, EveryThreadOfABoundProcessFollowsIncludingLaterOnes) {
+  create("T on cpu1");
+  ThreadedChild child(2);
+  ASSERT_EQ(child.tids().size(), 3u);
+  ASSERT_EQ(daemon_->cli({"bind", "T", "--pid", std::to_string(child.pid())}).exit_code, 0);
+  for (int t : child.tids()) EXPECT_EQ(child.allowed(t), "1") << "tid " << t;
+  child.start_thread();
+  ASSERT_EQ(child.tids().size(), 4u);
+  for (int t : child.tids()) EXPECT_EQ(child.allowed(t), "1") << "tid " << t;
+  // Resizing reaches the thread created after the bind too.
+  ASSERT_EQ(daemon_->cli({"update", "T", "on", "cpu0"}).exit_code, 0);
+  for (int t : child.tids()) EXPECT_EQ(child.allowed(t), "0") << "tid " << t;
+}
+
+TEST_F(KernelTest, BindingOneThreadLeavesItsSiblingsAlone) {
+  create("one on cpu1");
+  ThreadedChild child(1);
+  const auto tids = child.tids();
+  ASSERT_EQ(tids.size(), 2u);
+  const int worker = tids[1];
+  auto r = daemon_->cli({"bind", "one", "--pid", std::to_string(child.pid()), "--tid", std::to_string(worker)});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(child.allowed(worker), "1");
+  EXPECT_EQ(child.allowed(child.pid()), "0-1");
+  auto s = client_->get("one");
+  ASSERT_EQ(s->members_size(), 1);
+  EXPECT_EQ(s->members(0).tid(), worker);
+}
+
+TEST_F(KernelTest, UnbindReturnsTheTaskWhereItCameFrom) {
+  create("U on cpu0");
+  Child sleeper;
+  ASSERT_EQ(daemon_->cli({"bind", "REAL", "--pid", std::to_string(sleeper.pid())}).exit_code, 0);
+  ASSERT_EQ(::sched_getscheduler(sleeper.pid()), SCHED_RR);
+  ASSERT_EQ(daemon_->cli({"bind", "U", "--pid", std::to_string(sleeper.pid())}).exit_code, 0);
+  EXPECT_EQ(allowed_of(sleeper.pid()), "0");
+  EXPECT_EQ(::sched_getscheduler(sleeper.pid()), SCHED_OTHER);
+  auto r = daemon_->cli({"unbind", "--pid", std::to_string(sleeper.pid())});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("U"));
+  EXPECT_EQ(allowed_of(sleeper.pid()), "0-1");
+  EXPECT_EQ(::sched_getscheduler(sleeper.pid()), SCHED_OTHER);
+  EXPECT_TRUE(eventually([&] {
+    return read_file("/proc/" + std::to_string(sleeper.pid()) + "/cgroup").find(top_) == std::string::npos;
+  }, 2s));
 }
 
 }  // namespace

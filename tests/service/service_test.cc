@@ -10,6 +10,7 @@
 
 #include "support/harness.h"
 #include "usched/client.h"
+#include "usched/usched.h"
 
 namespace usched::test {
 namespace {
@@ -374,6 +375,24 @@ TEST_F(ServiceTest, WatchPrintsEventsAsTheyHappen) {
                                 daemon_->socket() + " X1 on cpu0; wait"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("X1"));
+}
+
+
+TEST_F(ServiceTest, CApiBindsAndRforksThroughUschedSocket) {
+  ::setenv("USCHED_SOCKET", daemon_->socket().c_str(), 1);
+  pid_t pid = usched_rfork("NORM", -1);
+  if (pid == 0) ::_exit(0);
+  ASSERT_GT(pid, 0) << usched_last_error();
+  ::waitpid(pid, nullptr, 0);
+  EXPECT_EQ(usched_rfork("NOPE", -1), -1);
+  EXPECT_THAT(usched_last_error(), HasSubstr("NOPE"));
+  // bind_thread binds this test thread; the fake glue touches nothing.
+  EXPECT_EQ(usched_bind_thread("NORM", -1), 0) << usched_last_error();
+  auto s = client()->get("NORM");
+  bool found = false;
+  for (const auto& m : s->members()) found |= m.pid() == getpid() && m.tid() == gettid();
+  EXPECT_TRUE(found);
+  ::unsetenv("USCHED_SOCKET");
 }
 
 // ---- stopping and starting -----------------------------------------------------------
