@@ -324,6 +324,7 @@ Result<const Entity*> Tree::update(std::string_view name, const EntityUpdate& u)
   if (u.exclusive) next.exclusive = *u.exclusive;
   if (u.owner_uid) next.owner_uid = *u.owner_uid;
   if (u.owner_gid) next.owner_gid = *u.owner_gid;
+  if (u.allow_realtime) next.allow_realtime = *u.allow_realtime;
   if (Status s = check_scalars(next); !s) return s;
 
   e->spec_ = next;

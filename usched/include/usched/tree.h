@@ -34,6 +34,8 @@ struct EntitySpec {
   bool exclusive = false;
   uint32_t owner_uid = 0;
   uint32_t owner_gid = 0;
+  // Owners may create realtime entities below one that root marked so.
+  bool allow_realtime = false;
 };
 
 // Fields to change; nullopt keeps the current value.
@@ -46,6 +48,7 @@ struct EntityUpdate {
   std::optional<bool> exclusive;
   std::optional<uint32_t> owner_uid;
   std::optional<uint32_t> owner_gid;
+  std::optional<bool> allow_realtime;
 };
 
 // A member is a whole process (tid == 0) or one thread.
