@@ -2,6 +2,7 @@
 // hierarchies, under <hierarchy>/<top>/.
 #include <cerrno>
 
+#include "freezer.h"
 #include "internal.h"
 
 namespace usched::glue::detail {
@@ -29,8 +30,61 @@ class V1Glue final : public Glue {
         if (auto st = write_knob(cs_top() + "/" + knob, parent.value()); !st) return st;
     }
     if (auto st = make_dir(cpu_top()); !st) return st;
+    if (knob_exists(fz_root())) {
+      if (auto st = make_dir(fz_top()); !st) return st;
+      // Gangs are not kept across restarts: a daemon that died mid-quantum
+      // may have left groups frozen. Thaw them all, then return their tasks.
+      if (Status st = cgroup_thaw_tree(fz_top(), false); !st) return st;
+      for (const std::string& d : subdirs_deepest_first(fz_top())) {
+        Status st = move_ids(d + "/tasks", fz_root() + "/tasks");
+        if (st) st = remove_dir(d);
+        if (!st) return st;
+      }
+    }
     return {};
   }
+
+  Status join_gang(const std::string& entity, const std::string& gang, int pid, int tid) override {
+    if (Status st = check_entity(entity); !st) return st;
+    if (!knob_exists(fz_root())) return precondition("no cgroup v1 freezer mounted at " + fz_root());
+    std::string dir = fz_top();
+    for (const std::string& part : {entity, gang_dir_name(gang)}) {
+      // Entity directories may be nested ("batch/jobA").
+      size_t pos = 0;
+      while (pos <= part.size()) {
+        size_t end = part.find('/', pos);
+        if (end == std::string::npos) end = part.size();
+        dir += "/" + part.substr(pos, end - pos);
+        if (auto st = make_dir(dir); !st) return st;
+        pos = end + 1;
+      }
+    }
+    // The v1 freezer takes single threads through tasks; a whole process
+    // through cgroup.procs, and threads it creates later inherit the group.
+    const std::string file = tid == 0 ? "/cgroup.procs" : "/tasks";
+    return write_knob(dir + file, std::to_string(tid == 0 ? pid : tid));
+  }
+
+  Status leave_gang(const std::string&, const std::string&, int pid, int tid) override {
+    const std::string file = tid == 0 ? "/cgroup.procs" : "/tasks";
+    auto st = write_knob(fz_root() + file, std::to_string(tid == 0 ? pid : tid));
+    if (st.err() == ESRCH) return {};
+    return st;
+  }
+  Status freeze_gang(const std::string& entity, const std::string& gang, bool frozen) override {
+    return cgroup_freeze(gang_dir(entity, gang), false, frozen);
+  }
+
+  Status remove_gang(const std::string& entity, const std::string& gang) override {
+    const std::string dir = gang_dir(entity, gang);
+    if (!knob_exists(dir)) return {};
+    if (Status st = cgroup_freeze(dir, false, false); !st) return st;
+    if (Status st = move_ids(dir + "/tasks", fz_root() + "/tasks"); !st) return st;
+    return remove_dir(dir);
+  }
+
+  Status thaw_all() override { return cgroup_thaw_tree(fz_top(), false); }
+  std::string freezer() const override { return "cgroup-v1 freezer"; }
 
   Status apply_group(const std::string& entity, const GroupSettings& s) override {
     return apply_groups({{entity, s}});
@@ -160,7 +214,9 @@ class V1Glue final : public Glue {
 
   Status teardown() override {
     Status first;
-    for (const auto& [root, top] : {std::pair{cs_root_, cs_top()}, std::pair{cpu_root_, cpu_top()}}) {
+    (void)thaw_all();
+    for (const auto& [root, top] : {std::pair{cs_root_, cs_top()}, std::pair{cpu_root_, cpu_top()},
+                                    std::pair{fz_root(), fz_top()}}) {
       if (!knob_exists(top)) continue;
       auto dirs = subdirs_deepest_first(top);
       dirs.push_back(top);
@@ -176,6 +232,11 @@ class V1Glue final : public Glue {
  private:
   std::string cs_top() const { return cs_root_ + "/" + o_.top; }
   std::string cpu_top() const { return cpu_root_ + "/" + o_.top; }
+  std::string fz_root() const { return o_.cgroup_root + "/freezer"; }
+  std::string fz_top() const { return fz_root() + "/" + o_.top; }
+  std::string gang_dir(const std::string& entity, const std::string& gang) const {
+    return fz_top() + "/" + entity + "/" + gang_dir_name(gang);
+  }
 
   Options o_;
   ProcFs proc_;

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <sstream>
 
+#include "freezer.h"
 #include "internal.h"
 
 namespace usched::glue::detail {
@@ -29,6 +30,42 @@ class V2Glue final : public Glue {
   Result<CpuSet> present_cpus() override { return read_cpulist(o_.sys_root + "/devices/system/cpu/present"); }
   Result<CpuSet> online_cpus() override { return read_cpulist(o_.sys_root + "/devices/system/cpu/online"); }
 
+  // Gang groups sit beside "@members" under the entity: moving a process
+  // there keeps it inside the entity's cpuset.
+  Status join_gang(const std::string& entity, const std::string& gang, int pid, int tid) override {
+    if (Status st = check_entity(entity); !st) return st;
+    const std::string dir = gang_dir(entity, gang);
+    if (auto st = make_dir(dir); !st) return st;
+    // Single threads need a threaded subtree (cgroup.threads): whole
+    // processes only here.
+    if (tid != 0 && tid != pid) {
+      return invalid("cgroup v2 freezes whole processes: add pid " + std::to_string(pid) + ", not thread " +
+                     std::to_string(tid) + ", to gang " + gang);
+    }
+    return write_knob(dir + "/cgroup.procs", std::to_string(pid));
+  }
+  Status leave_gang(const std::string& entity, const std::string&, int pid, int) override {
+    auto st = write_knob(top_ + "/" + entity + "/" + kMembers + "/cgroup.procs", std::to_string(pid));
+    if (st.err() == ESRCH) return {};
+    return st;
+  }
+  Status freeze_gang(const std::string& entity, const std::string& gang, bool frozen) override {
+    return cgroup_freeze(gang_dir(entity, gang), true, frozen);
+  }
+  Status remove_gang(const std::string& entity, const std::string& gang) override {
+    const std::string dir = gang_dir(entity, gang);
+    if (!knob_exists(dir)) return {};
+    if (Status st = cgroup_freeze(dir, true, false); !st) return st;
+    const std::string members = top_ + "/" + entity + "/" + kMembers;
+    if (Status st = move_ids(dir + "/cgroup.procs", members + "/cgroup.procs"); !st) return st;
+    return remove_dir(dir);
+  }
+  Status thaw_all() override { return cgroup_thaw_tree(top_, true); }
+  std::string freezer() const override { return "cgroup-v2 cgroup.freeze"; }
+  std::string gang_dir(const std::string& entity, const std::string& gang) const {
+    return top_ + "/" + entity + "/" + gang_dir_name(gang);
+  }
+
   Status setup() override {
     if (Status st = enable_controllers(root_); !st) return st;
     if (auto st = make_dir(top_); !st) return st;
@@ -39,6 +76,7 @@ class V2Glue final : public Glue {
     if (!fr) return fr.status();
     if (has_freeze && fr.value() == "1")
       if (auto st = write_knob(top_ + "/cgroup.freeze", "0"); !st) return st;
+    if (Status st = cgroup_thaw_tree(top_, true); !st) return st;
     return {};
   }
 

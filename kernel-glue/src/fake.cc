@@ -89,6 +89,19 @@ class FakeGlue final : public Glue {
   }
   Status restore(int pid, int tid, const TaskOrigin&) override { return op("restore", ids(pid, tid)); }
   Status teardown() override { return op("teardown", ""); }
+  Status join_gang(const std::string& e, const std::string& g, int pid, int tid) override {
+    if (Status st = check_entity(e); !st) return st;
+    return op("join_gang", e + "/" + g + " " + ids(pid, tid));
+  }
+  Status leave_gang(const std::string& e, const std::string& g, int pid, int tid) override {
+    return op("leave_gang", e + "/" + g + " " + ids(pid, tid));
+  }
+  Status freeze_gang(const std::string& e, const std::string& g, bool frozen) override {
+    return op(frozen ? "freeze_gang" : "thaw_gang", e + "/" + g);
+  }
+  Status remove_gang(const std::string& e, const std::string& g) override { return op("remove_gang", e + "/" + g); }
+  Status thaw_all() override { return op("thaw_all", ""); }
+  std::string freezer() const override { return "fake"; }
 
  private:
   static std::string ids(int pid, int tid) { return "pid=" + std::to_string(pid) + " tid=" + std::to_string(tid); }

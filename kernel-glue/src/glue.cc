@@ -8,6 +8,7 @@
 #include <charconv>
 #include <sstream>
 
+#include "freezer.h"
 #include "internal.h"
 
 namespace usched::glue {
@@ -145,11 +146,53 @@ class AffinityGlue final : public Glue {
   Status join_group(int, int, const std::string&, const TaskSettings&) override { return {}; }
   Result<TaskOrigin> capture_origin(int pid, int tid) override { return capture_sched(pid, tid); }
   Status restore(int pid, int tid, const TaskOrigin& o) override { return restore_sched(proc_, pid, tid, o); }
-  Status teardown() override { return {}; }
+  Status teardown() override { return thaw_all(); }
+
+  // Without cgroups, gangs are whole processes stopped with SIGSTOP.
+  Status join_gang(const std::string& entity, const std::string& gang, int pid, int tid) override {
+    if (Status st = check_entity(entity); !st) return st;
+    if (tid != 0 && tid != pid) {
+      return invalid("without a cgroup freezer gangs are stopped with SIGSTOP, which stops whole processes: add pid " +
+                     std::to_string(pid) + ", not thread " + std::to_string(tid));
+    }
+    gangs_[entity + "/" + gang].insert(pid);
+    return {};
+  }
+  Status leave_gang(const std::string& entity, const std::string& gang, int pid, int) override {
+    auto it = gangs_.find(entity + "/" + gang);
+    if (it == gangs_.end() || !it->second.erase(pid)) return {};
+    if (stopped_.count(it->first)) (void)signal_freeze(proc_, {pid}, false);
+    return {};
+  }
+  Status freeze_gang(const std::string& entity, const std::string& gang, bool frozen) override {
+    auto it = gangs_.find(entity + "/" + gang);
+    if (it == gangs_.end()) return {};
+    if (frozen) stopped_.insert(it->first);
+    Status st = signal_freeze(proc_, it->second, frozen);
+    if (!frozen || !st) stopped_.erase(it->first);
+    return st;
+  }
+  Status remove_gang(const std::string& entity, const std::string& gang) override {
+    Status st = freeze_gang(entity, gang, false);
+    gangs_.erase(entity + "/" + gang);
+    return st;
+  }
+  Status thaw_all() override {
+    Status first;
+    for (const std::string& g : std::set<std::string>(stopped_)) {
+      Status st = signal_freeze(proc_, gangs_[g], false);
+      if (!st && first) first = st;
+    }
+    stopped_.clear();
+    return first;
+  }
+  std::string freezer() const override { return "SIGSTOP/SIGCONT"; }
 
  private:
   Options o_;
   ProcFs proc_;
+  std::map<std::string, std::set<int>> gangs_;  // "entity/gang" -> pids
+  std::set<std::string> stopped_;
 };
 
 struct Mount {

@@ -87,6 +87,12 @@ Result<TaskInfo> ProcFs::task(int pid, int tid) const {
   if (f[0].size() != 1 || !parse_num(f[1], ppid) || !parse_num(f[6], flags) || !parse_num(f[19], t.start_time))
     return internal("malformed " + dir + "/stat: bad state, ppid, flags or starttime");
   t.state = f[0][0];
+  {
+    uint64_t utime = 0, stime = 0;
+    static const long hz = ::sysconf(_SC_CLK_TCK);
+    if (hz > 0 && parse_num(f[11], utime) && parse_num(f[12], stime))
+      t.cpu_us = (utime + stime) * 1000000ull / static_cast<uint64_t>(hz);
+  }
   t.kernel_thread = (flags & kPfKthread) != 0 || ppid == kKthreaddPid;
 
   auto uid = status_field(status.value(), "Uid");
@@ -125,6 +131,17 @@ Result<std::string> ProcFs::cpus_allowed(int pid, int tid) const {
   auto v = status_field(status.value(), "Cpus_allowed_list");
   if (!v) return internal("no Cpus_allowed_list: line in " + path);
   return *v;
+}
+
+Result<uint64_t> ProcFs::run_ns(int pid, int tid) const {
+  std::string path = root_ + "/" + std::to_string(pid) + "/task/" + std::to_string(tid != 0 ? tid : pid) + "/schedstat";
+  auto text = read_knob(path);
+  if (!text) return task_error(text.error(), pid, tid);
+  uint64_t ns = 0;
+  const std::string& t = text.value();
+  auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), ns);
+  if (ec != std::errc() || p == t.data()) return internal("no run time in " + path + ": '" + t + "'");
+  return ns;
 }
 
 Result<PidFd> PidFd::open(int pid, int tid) {

@@ -109,7 +109,38 @@ class Glue {
   // Removes every cgroup under our top directory, deepest first, moving any
   // task left to the hierarchy root. Used by --cleanup-on-exit.
   virtual Status teardown() = 0;
+
+  // ---- gang freezer (the co-scheduler's enforcement) ----
+  // One freezer group per gang ("<top>/<entity>/gang:<G>" in the v1 freezer
+  // hierarchy, under the entity's cgroup on v2; a set of pids for the
+  // SIGSTOP fallback). A gang group is thawed when made.
+  //
+  // Moves a process (tid == 0: all its threads, and those it creates later
+  // inherit the group) or one thread into the gang's freezer group.
+  virtual Status join_gang(const std::string& entity, const std::string& gang, int pid, int tid) = 0;
+  // Takes a task out of the gang's freezer group (back to the hierarchy's
+  // root, or to the entity's members on v2). An exited task is not an error.
+  virtual Status leave_gang(const std::string& entity, const std::string& gang, int pid, int tid) = 0;
+  // Freezes or thaws the gang and returns once the kernel confirms it (v1
+  // freezer.state FROZEN, v2 cgroup.events "frozen 1", every process in
+  // state T for SIGSTOP). A v1 freeze stuck in FREEZING (it races exec) is
+  // thawed and retried; if it still does not settle, the gang is left
+  // thawed and the error returned.
+  virtual Status freeze_gang(const std::string& entity, const std::string& gang, bool frozen) = 0;
+  // Thaws the gang, moves its tasks back to the hierarchy root and removes
+  // the group.
+  virtual Status remove_gang(const std::string& entity, const std::string& gang) = 0;
+  // Thaws every gang group under our top directory (start-up and every stop
+  // path: nothing may stay frozen when the daemon is gone).
+  virtual Status thaw_all() = 0;
+  // How gangs are enforced: "cgroup-v1 freezer", "cgroup-v2 cgroup.freeze",
+  // "SIGSTOP/SIGCONT", "fake".
+  virtual std::string freezer() const = 0;
 };
+
+// "gang:" cannot start an entity name component ([A-Za-z0-9_.-]), so a gang
+// group never collides with a child entity's directory.
+inline std::string gang_dir_name(const std::string& gang) { return "gang:" + gang; }
 
 Result<std::unique_ptr<Glue>> make_glue(const Options& o);
 // What Kind::kAuto picks, with the reason ("cgroup v1: cpuset at

@@ -19,6 +19,9 @@ struct TaskInfo {
   bool kernel_thread = false;  // PF_KTHREAD, or parent is kthreadd
   std::string comm;
   char state = '?';
+  // utime + stime (fields 14, 15) in microseconds: for a whole process the
+  // kernel sums every thread, live and exited; for a thread, that thread.
+  uint64_t cpu_us = 0;
 };
 
 class ProcFs {
@@ -30,6 +33,9 @@ class ProcFs {
   Result<std::vector<int>> threads(int pid) const;
   // "Cpus_allowed_list" of /proc/PID/task/TID/status.
   Result<std::string> cpus_allowed(int pid, int tid = 0) const;
+  // Nanoseconds the thread has run on a CPU: the first field of
+  // /proc/PID/task/TID/schedstat (exact, unlike stat's clock ticks).
+  Result<uint64_t> run_ns(int pid, int tid) const;
   const std::string& root() const { return root_; }
 
  private:
