@@ -10,6 +10,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libspdlog-dev libfmt-dev
   procps util-linux
+  tmux dpkg-dev  # terminal tests of usched top/tree; dpkg-shlibdeps for cpack
+  clang libclang-rt-14-dev passwd  # fuzz targets (scripts/fuzz.sh); useradd for authorization tests
 )
 
 missing=()
