@@ -2,6 +2,8 @@
 //   usched NAME on POOL... [vcpus N] [lwktpri N] [class C] [locked|unlocked] [exclusive|shared]
 //   usched create|update|destroy|list|tree|show|run|bind|unbind|watch ...
 // Exit codes: 0 ok, 1 daemon or connection error, 2 usage error.
+#include <grp.h>
+#include <pwd.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -18,6 +20,8 @@
 #include <fmt/core.h>
 #include <google/protobuf/util/json_util.h>
 
+#include "gang_cmd.h"
+#include "ops_cmd.h"
 #include "usched/client.h"
 #include "usched/line.h"
 #include "usched/lwkt.h"
@@ -38,8 +42,9 @@ constexpr int kExitOk = 0;
 constexpr int kExitError = 1;
 constexpr int kExitUsage = 2;
 
-const std::set<std::string> kSubcommands = {"create", "update", "destroy", "list",   "tree",
-                                            "show",   "run",    "bind",    "unbind", "watch"};
+const std::set<std::string> kSubcommands = {"create", "update", "destroy", "chown", "list",   "tree",
+                                            "show",   "run",    "bind",    "unbind", "watch", "gang",
+                                            "apply",  "top"};
 const std::set<std::string> kLineKeywords = {"vcpus",    "lwktpri",   "class", "locked",
                                              "unlocked", "exclusive", "shared"};
 
@@ -255,6 +260,41 @@ class Cli {
     return kExitOk;
   }
 
+  // USER[:GROUP], names or numbers.
+  int chown(const std::string& name, const std::string& owner) {
+    const auto colon = owner.find(':');
+    const std::string user = owner.substr(0, colon);
+    const std::string grp = colon == std::string::npos ? "" : owner.substr(colon + 1);
+    auto number = [](const std::string& s) -> std::optional<uint32_t> {
+      if (s.empty() || s.size() > 10 || s.find_first_not_of("0123456789") != std::string::npos)
+        return std::nullopt;
+      const unsigned long long v = std::stoull(s);
+      if (v >= 0xffffffffULL) return std::nullopt;
+      return static_cast<uint32_t>(v);
+    };
+    std::optional<uint32_t> uid = number(user);
+    if (!uid) {
+      const passwd* pw = user.empty() ? nullptr : ::getpwnam(user.c_str());
+      if (!pw) return usage("no user '" + user + "'", "Give USER[:GROUP] as names or numbers.");
+      uid = pw->pw_uid;
+    }
+    int64_t gid = -1;
+    if (!grp.empty()) {
+      if (auto n = number(grp)) {
+        gid = *n;
+      } else if (const struct group* gr = ::getgrnam(grp.c_str())) {
+        gid = gr->gr_gid;
+      } else {
+        return usage("no group '" + grp + "'", "Give USER[:GROUP] as names or numbers.");
+      }
+    }
+    if (auto rc = connect()) return *rc;
+    auto r = client_->chown(name, *uid, gid);
+    if (!r) return error(r.status());
+    out(fmt::format("{} now belongs to uid {} gid {}", display(name), r->owner_uid(), r->owner_gid()));
+    return kExitOk;
+  }
+
   int destroy(const std::string& name, bool force) {
     if (auto rc = connect()) return *rc;
     auto r = client_->destroy(name, force);
@@ -332,10 +372,12 @@ class Cli {
                                                                   bool last) {
       if (!seen.insert(i).second) return;
       const auto& s = r->schedulers(i);
-      out(fmt::format("{}{}{}  cpus {}  vcpus {}  lwktpri {} {}  {}  members {}", prefix,
-                      last ? "└─ " : "├─ ", display(s.spec().name()), cpus_str(s), vcpu_count(s),
-                      lwktpri_of(s), class_str(s.effective_class()), mode_str(s),
-                      s.members_size()));
+      out(fmt::format("{}{}{}  {}  cpus {}  vcpus {}  lwktpri {} {}  {}  members {}", prefix,
+                      last ? "└─ " : "├─ ", display(s.spec().name()),
+                      usched::cli::cpu_map(s.effective_cpus(), r->online_cpus(), s.spec().exclusive(),
+                                           s.effective_class(), usched::cli::color_stdout()),
+                      cpus_str(s), vcpu_count(s), lwktpri_of(s), class_str(s.effective_class()),
+                      mode_str(s), s.members_size()));
       const auto& ch = kids[s.spec().name()];
       std::string next = prefix + (last ? "   " : "│  ");
       for (size_t k = 0; k < ch.size(); ++k) draw(ch[k], next, k + 1 == ch.size());
@@ -378,6 +420,8 @@ class Cli {
     for (const auto& v : s.vcpu())
       out(fmt::format("  vcpu {:<3} -> cpus {:<12} members {}", v.index(),
                       v.cpus().empty() ? "none" : v.cpus(), v.members()));
+    std::fflush(stdout);
+    usched::cli::print_gangs(*client_, name);
     out(fmt::format("members:        {}", s.members_size()));
     for (const auto& m : s.members())
       out(fmt::format("  pid {:<8} tid {:<8} vcpu {:<4} cpus {}", m.pid(), m.tid(), m.vcpu(),
@@ -474,6 +518,8 @@ Examples:
   usched bind batch --pid 1234 [--tid 1240] [--vcpu 0]
   usched unbind --pid 1234
   usched watch --count 5
+  usched apply /etc/usched/usched.conf [--dry-run] [--force]
+  usched top [--interval 2]
   usched destroy batch --force
 
 Socket: --socket PATH, else $USCHED_SOCKET, else /run/usched/usched.sock.
@@ -566,6 +612,11 @@ int main(int argc, char** argv) {
   destroy->add_option("NAME", destroy_name, "scheduler")->required();
   destroy->add_flag("--force", force, "destroy children too and move members to the parent");
 
+  std::string chown_name, chown_owner;
+  auto* chown = app.add_subcommand("chown", "hand a scheduler to another user: NAME USER[:GROUP]");
+  chown->add_option("NAME", chown_name, "scheduler")->required();
+  chown->add_option("OWNER", chown_owner, "USER[:GROUP], names or numbers")->required();
+
   auto* list = app.add_subcommand("list", "list the schedulers");
   auto* tree = app.add_subcommand("tree", "draw the scheduler tree");
 
@@ -580,6 +631,12 @@ int main(int argc, char** argv) {
   run->add_option("NAME", run_name, "scheduler")->required();
   run->add_option("--vcpu", run_vcpu, "vcpu of a locked scheduler")->check(CLI::Range(0, 1 << 30));
   run->add_option("CMD", run_cmd, "command and its arguments (after --)");
+  std::string run_gang;
+  run->add_option("--gang", run_gang, "add the process to gang NAME/GANG instead (all its threads)");
+  usched::cli::GangCommands gang_cmds;
+  gang_cmds.add_to(app);
+  usched::cli::OpsCommands ops_cmds;
+  ops_cmds.add_to(app);
 
   std::string bind_name;
   int bind_pid = 0, bind_tid = 0, bind_vcpu = -1;
@@ -635,9 +692,13 @@ int main(int argc, char** argv) {
   if (*create) return cli.create(create_words);
   if (*update) return cli.update(update_words);
   if (*destroy) return cli.destroy(destroy_name, force);
+  if (*chown) return cli.chown(chown_name, chown_owner);
   if (*list) return cli.list();
   if (*tree) return cli.tree();
   if (*show) return cli.show(show_name);
+  if (ops_cmds.selected()) return ops_cmds.run({g.socket, g.timeout_ms, g.json});
+  if (gang_cmds.selected()) return gang_cmds.run({g.socket, g.timeout_ms, g.json});
+  if (*run && !run_gang.empty()) return usched::cli::run_in_gang({g.socket, g.timeout_ms, g.json}, run_name, run_gang, run_cmd);
   if (*run) return cli.run(run_name, run_vcpu, run_cmd);
   if (*bind) return cli.bind(bind_name, bind_pid, bind_tid, bind_vcpu);
   if (*unbind) return cli.unbind(unbind_pid, unbind_tid);

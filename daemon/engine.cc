@@ -1,6 +1,8 @@
 #include "engine.h"
+#include "gang.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -73,6 +75,7 @@ Status Engine::start() {
   auto online = glue_->online_cpus();
   if (!online) return online.status();
   tree_ = std::make_unique<Tree>(*present, *online & *present);
+  gangs_ = std::make_unique<Gangs>(io_, *glue_, proc_, tree_);
   spdlog::info("glue {}: cpus present {}, online {}", glue_->name(), present->to_string(),
                online->to_string());
 
@@ -80,6 +83,14 @@ Status Engine::start() {
   std::filesystem::create_directories(opts_.state_dir, ec);
   if (ec) {
     return precondition("cannot create state directory " + opts_.state_dir + ": " + ec.message());
+  }
+  // Whoever can write the state directory can rewrite the tree (and so
+  // move any process) at our next start: refuse one other users can write.
+  if (struct stat st{}; ::stat(opts_.state_dir.c_str(), &st) == 0 &&
+                        (st.st_mode & S_IWOTH || (st.st_uid != ::geteuid()))) {
+    return precondition("state directory " + opts_.state_dir +
+                        " is writable by other users or not owned by uschedd's user; "
+                        "chown it to that user and chmod go-w it");
   }
   const std::string path = opts_.state_dir + "/state.json";
   std::ifstream in(path);
@@ -123,7 +134,9 @@ Status Engine::create_defaults() {
 
 void Engine::stop(bool cleanup) {
   stopping_ = true;
+  if (gangs_) gangs_->stop();  // nothing stays frozen, whatever follows
   sweep_timer_.cancel();
+  exit_save_timer_.cancel();
   joiner_.join();  // pending cgroup moves finish before anything is removed
   if (cleanup) {
     for (auto& [key, t] : tracked_) {
@@ -158,10 +171,14 @@ Status Engine::check_writer(const Caller& c, const std::string& what) const {
 // ---- schedulers ---------------------------------------------------------------
 
 Result<v1::Scheduler> Engine::create(const Caller& c, const v1::SchedulerSpec& spec) {
-  if (Status s = check_writer(c, "create schedulers"); !s) return s;
   EntitySpec es;
   es.name = spec.name();
   if (es.name.empty()) return invalid("a scheduler needs a name");
+  if (Status s = validate_name(es.name); !s) return s;
+  const auto slash = es.name.rfind('/');
+  const Entity* parent = tree_->find(slash == std::string::npos ? "" : es.name.substr(0, slash));
+  if (!parent) return not_found("no parent scheduler '" + es.name.substr(0, slash) + "' for '" + es.name + "'");
+  if (Status s = check_below(c, *parent, "create '" + es.name + "'"); !s) return s;
   auto pool = parse_pool(spec.pool());
   if (!pool) return invalid("pool '" + spec.pool() + "': " + pool.status().message());
   es.pool = *pool;
@@ -175,18 +192,23 @@ Result<v1::Scheduler> Engine::create(const Caller& c, const v1::SchedulerSpec& s
   es.exclusive = spec.exclusive();
   es.owner_uid = c.uid;
   es.owner_gid = c.gid;
+  es.allow_realtime = spec.allow_realtime();
+  if (Status s = check_privileged_spec(c, *parent, es); !s) return s;
+  if (Status s = check_entity_limit(c.uid, 1); !s) return s;
 
+  const v1::StateFile before = snapshot();
   auto r = tree_->create(es);
   if (!r) return r.status();
+  if (Status s = commit(before); !s) return s;
   if (Status s = sync_groups(); !s) {
     // Nothing half-made: undo the tree change and the cgroup.
     (void)tree_->destroy(es.name, false);
     (void)glue_->remove_group(es.name);
     (void)sync_groups();
+    save_state();
     return s;
   }
   reconcile_members();  // an exclusive entity takes CPUs from others
-  save_state();
   const Entity* e = tree_->find(es.name);
   publish(v1::Event::SCHEDULER_CREATED, es.name, 0, 0, "cpus " + e->effective().to_string());
   spdlog::info("created {} (cpus {}, {} vcpus, lwktpri {})", es.name, e->effective().to_string(),
@@ -196,10 +218,10 @@ Result<v1::Scheduler> Engine::create(const Caller& c, const v1::SchedulerSpec& s
 
 Result<v1::Scheduler> Engine::update(const Caller& c, const v1::SchedulerSpec& spec,
                                      const std::vector<std::string>& mask) {
-  if (Status s = check_writer(c, "change schedulers"); !s) return s;
   const Entity* e = tree_->find(spec.name());
   if (spec.name().empty()) return invalid("the root cannot be changed; name a scheduler");
   if (!e) return not_found("no scheduler named '" + spec.name() + "'");
+  if (Status s = check_below(c, *e->parent(), "change '" + spec.name() + "'"); !s) return s;
   if (mask.empty()) {
     return invalid("nothing to update: name at least one of pool, vcpus, lwktpri, sched_class, "
                    "locked, exclusive");
@@ -223,14 +245,26 @@ Result<v1::Scheduler> Engine::update(const Caller& c, const v1::SchedulerSpec& s
       u.locked = spec.locked();
     } else if (f == "exclusive") {
       u.exclusive = spec.exclusive();
+    } else if (f == "allow_realtime") {
+      u.allow_realtime = spec.allow_realtime();
     } else {
       return invalid("unknown field '" + f +
                      "' in update_mask (pool, vcpus, lwktpri, sched_class, locked, exclusive)");
     }
   }
   const EntitySpec old = e->spec();
+  if (!c.root()) {
+    EntitySpec next = old;
+    if (u.lwktpri) next.lwktpri = *u.lwktpri;
+    if (u.class_override) next.class_override = *u.class_override;
+    if (u.exclusive) next.exclusive = *u.exclusive;
+    if (u.allow_realtime) next.allow_realtime = *u.allow_realtime;
+    if (Status s = check_privileged_spec(c, *e->parent(), next); !s) return s;
+  }
+  const v1::StateFile before = snapshot();
   auto r = tree_->update(spec.name(), u);
   if (!r) return r.status();
+  if (Status s = commit(before); !s) return s;
   if (Status s = sync_groups(); !s) {
     EntityUpdate back;
     back.pool = old.pool;
@@ -241,10 +275,10 @@ Result<v1::Scheduler> Engine::update(const Caller& c, const v1::SchedulerSpec& s
     back.exclusive = old.exclusive;
     (void)tree_->update(spec.name(), back);
     (void)sync_groups();
+    save_state();
     return s;
   }
   reconcile_members();
-  save_state();
   e = tree_->find(spec.name());
   publish(v1::Event::SCHEDULER_UPDATED, spec.name(), 0, 0, "cpus " + e->effective().to_string());
   spdlog::info("updated {} (cpus {}, {} vcpus)", spec.name(), e->effective().to_string(),
@@ -254,17 +288,21 @@ Result<v1::Scheduler> Engine::update(const Caller& c, const v1::SchedulerSpec& s
 
 Result<v1::DestroySchedulerResponse> Engine::destroy(const Caller& c, const std::string& name,
                                                      bool force) {
-  if (Status s = check_writer(c, "destroy schedulers"); !s) return s;
   if (name.empty()) return invalid("the root cannot be destroyed; name a scheduler");
+  if (const Entity* e = tree_->find(name)) {
+    if (Status s = check_below(c, *e->parent(), "destroy '" + name + "'"); !s) return s;
+  }
+  const v1::StateFile before = snapshot();
   auto r = tree_->destroy(name, force);
   if (!r) return r.status();
+  if (Status s = commit(before); !s) return s;
   for (const Member& m : r->released) release(m);
   for (const std::string& n : r->destroyed) {
     if (Status s = glue_->remove_group(n); !s) spdlog::warn("removing the group of {}: {}", n, s.message());
+    from_config_.erase(n);
   }
   if (Status s = sync_groups(); !s) spdlog::warn("after destroying {}: {}", name, s.message());
   reconcile_members();  // moved members follow their new entity
-  save_state();
   v1::DestroySchedulerResponse resp;
   for (const std::string& n : r->destroyed) {
     resp.add_destroyed(n);
@@ -313,7 +351,6 @@ Result<glue::TaskInfo> Engine::check_task(int pid, int tid) const {
 }
 
 Result<v1::BindResponse> Engine::bind(const Caller& c, const v1::BindRequest& r) {
-  if (Status s = check_writer(c, "bind tasks"); !s) return s;
   if (r.name().empty()) return invalid("name the scheduler to bind to");
   const Entity* target = tree_->find(r.name());
   if (!target) {
@@ -322,7 +359,9 @@ Result<v1::BindResponse> Engine::bind(const Caller& c, const v1::BindRequest& r)
   }
   auto info = check_task(r.pid(), r.tid());
   if (!info) return info.status();
+  if (Status s = check_bind(c, *target, info->uid); !s) return s;
   const MemberKey key{r.pid(), r.tid()};
+  if (Status s = check_member_limit(*target, key); !s) return s;
 
   // A pid reused by a new process is a new member, never the old one.
   if (auto it = tracked_.find(key); it != tracked_.end()) {
@@ -333,6 +372,7 @@ Result<v1::BindResponse> Engine::bind(const Caller& c, const v1::BindRequest& r)
     }
   }
 
+  const v1::StateFile before = snapshot();
   const Entity* prev = tree_->entity_of(key);
   std::optional<Member> prev_member;
   if (prev) prev_member = prev->members().at(key);
@@ -358,6 +398,10 @@ Result<v1::BindResponse> Engine::bind(const Caller& c, const v1::BindRequest& r)
     t.origin = origin;
     t.generation = next_generation_++;
   }
+  if (Status s = commit(before); !s) {
+    if (fresh) tracked_.erase(key);
+    return s;
+  }
   const Entity* e = tree_->entity_of(key);
   const Member& placed = e->members().at(key);
   if (Status s = place_member(placed, *e, t); !s) {
@@ -368,11 +412,11 @@ Result<v1::BindResponse> Engine::bind(const Caller& c, const v1::BindRequest& r)
       (void)tree_->unbind(key);
       tracked_.erase(key);
     }
+    save_state();
     return s;
   }
   if (fresh) watch_exit(key, t);
   join_later(placed, *e);
-  save_state();
 
   v1::BindResponse resp;
   auto* pm = resp.mutable_member();
@@ -390,7 +434,6 @@ Result<v1::BindResponse> Engine::bind(const Caller& c, const v1::BindRequest& r)
 }
 
 Result<v1::UnbindResponse> Engine::unbind(const Caller& c, int pid, int tid) {
-  if (Status s = check_writer(c, "unbind tasks"); !s) return s;
   if (pid <= 0) return invalid("pid " + std::to_string(pid) + " is not a process id (give pid > 0)");
   const MemberKey key{pid, tid};
   const Entity* e = tree_->entity_of(key);
@@ -398,10 +441,12 @@ Result<v1::UnbindResponse> Engine::unbind(const Caller& c, int pid, int tid) {
     return not_found(member_label(key) + " is not bound to any scheduler");
   }
   const Member m = e->members().at(key);
+  if (Status s = check_bind(c, *e, m.uid); !s) return s;
   const std::string name = e->name();
+  const v1::StateFile before = snapshot();
   (void)tree_->unbind(key);
+  if (Status s = commit(before); !s) return s;
   release(m);
-  save_state();
   publish(v1::Event::MEMBER_UNBOUND, name, pid, tid);
   spdlog::info("unbound {} from {}", member_label(key), name);
   v1::UnbindResponse resp;
@@ -410,6 +455,7 @@ Result<v1::UnbindResponse> Engine::unbind(const Caller& c, int pid, int tid) {
 }
 
 void Engine::release(const Member& m) {
+  if (gangs_) gangs_->forget(m.key);  // out of its gang's freezer before it is returned
   auto it = tracked_.find(m.key);
   if (it == tracked_.end()) return;
   if (Status s = glue_->restore(m.key.pid, m.key.tid, it->second.origin); !s) {
@@ -476,6 +522,7 @@ void Engine::join_later(const Member& m, const Entity& e) {
       it->second.placed_cpus.clear();
       const Entity* e = tree_->entity_of(key);
       if (e) (void)place_member(e->members().at(key), *e, it->second);
+      if (e && gangs_) gangs_->replaced(key);  // the move also undid the gang's spread
     });
   });
 }
@@ -503,11 +550,27 @@ void Engine::member_exited(MemberKey key, uint64_t generation) {
   if (it == tracked_.end() || it->second.generation != generation) return;
   const Entity* e = tree_->entity_of(key);
   const std::string name = e ? e->name() : "";
+  if (gangs_) gangs_->forget(key);  // an exited member leaves its gang at once
   (void)tree_->unbind(key);
   tracked_.erase(it);
-  save_state();
+  save_after_exit();
   publish(v1::Event::MEMBER_EXITED, name, key.pid, key.tid);
   spdlog::info("{} exited; removed from {}", member_label(key), name);
+}
+
+// No caller waits on an exit, so its write is not worth an fsync of its own
+// (about 8 ms here, and the strand waits): the next write (the next RPC's,
+// or this timer's, at most 100 ms later) carries it. A crash before then
+// leaves the exited member in the file, and start-up drops it (its start
+// time no longer matches), so nothing wrong is ever adopted.
+void Engine::save_after_exit() {
+  if (exit_save_pending_) return;
+  exit_save_pending_ = true;
+  exit_save_timer_.expires_after(std::chrono::milliseconds(100));
+  exit_save_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopping_ || !exit_save_pending_) return;
+    save_state();
+  });
 }
 
 void Engine::sweep() {
@@ -533,6 +596,7 @@ void Engine::sweep() {
       reconcile_members();
     }
   }
+  account();  // CPU time per scheduler (stats.cc)
   sweep_timer_.expires_after(std::chrono::seconds(1));
   sweep_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) sweep();
@@ -613,62 +677,7 @@ void Engine::publish(v1::Event::Kind kind, const std::string& scheduler, int pid
 
 // ---- state file ------------------------------------------------------------------
 
-void Engine::save_state() {
-  v1::StateFile f;
-  f.set_version(kStateVersion);
-  tree_->for_each([&](const Entity& e) {
-    if (e.is_root()) return;
-    auto* s = f.add_schedulers();
-    s->set_name(e.name());
-    s->set_pool(e.spec().pool.to_string());
-    s->set_vcpus(e.spec().vcpus);
-    s->set_lwktpri(e.spec().lwktpri);
-    s->set_class_override(e.spec().class_override ? class_name(*e.spec().class_override) : "");
-    s->set_locked(e.spec().locked);
-    s->set_exclusive(e.spec().exclusive);
-    s->set_owner_uid(e.spec().owner_uid);
-    s->set_owner_gid(e.spec().owner_gid);
-    for (auto& [key, m] : e.members()) {
-      auto* sm = f.add_members();
-      sm->set_scheduler(e.name());
-      sm->set_pid(key.pid);
-      sm->set_tid(key.tid);
-      sm->set_start_time(m.start_time);
-      sm->set_uid(m.uid);
-      sm->set_requested_vcpu(m.requested_vcpu);
-      if (auto it = tracked_.find(key); it != tracked_.end()) sm->set_origin(it->second.origin.to_string());
-    }
-  });
-  std::string json;
-  google::protobuf::util::JsonPrintOptions jo;
-  jo.add_whitespace = true;
-  jo.always_print_primitive_fields = true;
-  if (!google::protobuf::util::MessageToJsonString(f, &json, jo).ok()) {
-    spdlog::error("state: cannot encode the state");
-    return;
-  }
-  // Atomic replace: temp file, fsync, rename, fsync of the directory, so a
-  // crash leaves either the old state or the new one, never a torn file.
-  const std::string path = opts_.state_dir + "/state.json";
-  const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  bool ok = fd >= 0;
-  if (ok) ok = ::write(fd, json.data(), json.size()) == static_cast<ssize_t>(json.size());
-  if (ok) ok = ::fsync(fd) == 0;
-  if (fd >= 0) ::close(fd);
-  if (ok) ok = ::rename(tmp.c_str(), path.c_str()) == 0;
-  if (ok) {
-    int dfd = ::open(opts_.state_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-      ::fsync(dfd);
-      ::close(dfd);
-    }
-  }
-  if (!ok) {
-    spdlog::error("state: cannot write {}: {}", path, std::strerror(errno));
-    ::unlink(tmp.c_str());
-  }
-}
+// save_state(), write_state(), snapshot() and commit() are in durable.cc.
 
 Status Engine::load_state(const std::string& text) {
   v1::StateFile f;
@@ -696,6 +705,8 @@ Status Engine::load_state(const std::string& text) {
     es.exclusive = s.exclusive();
     es.owner_uid = s.owner_uid();
     es.owner_gid = s.owner_gid();
+    es.allow_realtime = s.allow_realtime();
+    if (s.from_config()) from_config_.insert(s.name());
     auto r = tree_->create(es);
     if (!r) {
       // The machine changed under the state (fewer CPUs): say so loudly

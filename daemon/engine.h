@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -36,7 +37,13 @@ struct Caller {
 struct EngineOptions {
   std::string state_dir = "/var/lib/usched";
   bool defaults = true;  // create IDLE, NORM, REAL when there is no state
+  // Limits that keep one user from exhausting the daemon (0: no limit).
+  // Entities count against their owner; root's are not counted.
+  int max_entities_per_owner = 256;
+  int max_members_per_entity = 4096;
 };
+
+class Gangs;
 
 class Engine {
  public:
@@ -59,6 +66,22 @@ class Engine {
   v1::ListSchedulersResponse list() const;
   Result<v1::BindResponse> bind(const Caller& c, const v1::BindRequest& r);
   Result<v1::UnbindResponse> unbind(const Caller& c, int pid, int tid);
+  // Hands `name` to uid (and gid, when given). See authz.cc for who may.
+  Result<v1::Scheduler> chown(const Caller& c, const std::string& name, uint32_t uid,
+                              std::optional<uint32_t> gid);
+
+  // Converges the tree to a config (daemon/apply.cc): validates the whole
+  // plan on a scratch tree first, then applies all of it or none of it.
+  Result<v1::ApplyResponse> apply(const Caller& c, const v1::ApplyRequest& r);
+  // Per-scheduler CPU time and members (daemon/stats.cc); samples first.
+  v1::GetStatsResponse stats();
+
+  // Gangs (engine_gang.cc; the co-scheduler is daemon/gang.h).
+  Result<v1::Gang> create_gang(const Caller& c, const v1::GangSpec& spec);
+  Status destroy_gang(const Caller& c, const std::string& sched, const std::string& gang);
+  Result<v1::Gang> add_gang_member(const Caller& c, const v1::AddGangMemberRequest& r);
+  Status remove_gang_member(const Caller& c, const v1::RemoveGangMemberRequest& r);
+  v1::ListGangsResponse list_gangs(const std::string& sched) const;
 
   // Event subscribers are called on the strand; they must not block.
   using Subscriber = std::function<void(const v1::Event&)>;
@@ -79,6 +102,26 @@ class Engine {
   };
 
   Status check_writer(const Caller& c, const std::string& what) const;
+  // authz.cc. May the caller create, change or destroy entities below
+  // `parent` (root, or owner of `parent` or of one of its ancestors)?
+  Status check_below(const Caller& c, const Entity& parent, const std::string& what) const;
+  // May the caller bind to `target` a task that belongs to `task_uid`?
+  Status check_bind(const Caller& c, const Entity& target, uint32_t task_uid) const;
+  // Realtime entities only by root or below an entity with allow_realtime;
+  // exclusive ones (they take CPUs from other users) only by root.
+  Status check_privileged_spec(const Caller& c, const Entity& parent, const EntitySpec& s) const;
+  Status check_entity_limit(uint32_t owner, int adding) const;
+  Status check_member_limit(const Entity& e, MemberKey key) const;
+  // The desired state as the state file holds it.
+  v1::StateFile snapshot() const;
+  // Writes the state atomically; the error names the path and the reason.
+  Status write_state();
+  // Writes the state; when it cannot be written, puts the tree back as it
+  // was in `before` and returns the error, so the RPC fails with nothing
+  // changed (the kernel is only touched after the state is durable).
+  Status commit(const v1::StateFile& before);
+  // Rebuilds the tree from a snapshot (no kernel access).
+  void restore_tree(const v1::StateFile& before);
   Status sync_groups();
   // Places every member whose CPUs or class no longer match the tree.
   void reconcile_members();
@@ -95,6 +138,8 @@ class Engine {
   void save_state();
   Status load_state(const std::string& text);
   Status create_defaults();
+  // Credits each member's CPU time since the last sample to its entity.
+  void account();
 
   asio::io_context& io_;
   std::unique_ptr<glue::Glue> glue_;
@@ -106,10 +151,23 @@ class Engine {
   std::map<int, Subscriber> subscribers_;
   int next_subscriber_ = 1;
   asio::steady_timer sweep_timer_;
+  // An exit answers no RPC: its state write waits up to 100 ms and is
+  // merged into the next write (see save_after_exit()).
+  asio::steady_timer exit_save_timer_{io_};
+  bool exit_save_pending_ = false;
+  void save_after_exit();
   // cgroup moves wait for an RCU grace period (~10 ms): they run here, off
   // the strand, so a Bind answers once affinity and class are applied.
   asio::thread_pool joiner_{1};
   bool stopping_ = false;
+  // The gang co-scheduler, made in start() once the tree exists. (s)
+  std::unique_ptr<Gangs> gangs_;
+  // Entities made or last set by a config (apply, --config, SIGHUP). (s)
+  std::set<std::string> from_config_;
+  // CPU accounting (stats.cc): last cpu_us seen per member, and the total
+  // credited to each entity. (s)
+  std::map<MemberKey, uint64_t> member_cpu_;
+  std::map<std::string, uint64_t> entity_cpu_us_;
 };
 
 }  // namespace usched::daemon

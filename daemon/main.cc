@@ -16,6 +16,7 @@
 
 #include "asio.h"
 #include "engine.h"
+#include "ops.h"
 #include "server.h"
 #include "usched/glue/glue.h"
 
@@ -29,7 +30,12 @@ int main(int argc, char** argv) {
       "Examples:\n"
       "  uschedd                                   # default socket, state and glue\n"
       "  uschedd --socket /tmp/u.sock --state-dir /tmp/ustate --glue fake\n"
-      "  uschedd --cleanup-on-exit                 # return every member on stop");
+      "  uschedd --cleanup-on-exit                 # return every member on stop\n"
+      "  uschedd --foreground --config /etc/usched/usched.conf   # as the systemd unit runs it\n"
+      "  uschedd --metrics 127.0.0.1:9464          # Prometheus text on http://127.0.0.1:9464/metrics\n"
+      "  kill -HUP $(pidof uschedd)                # re-apply the config file\n"
+      "Config: usched lines ('usched NORM on cpu* lwktpri 6'), '#' comments; see usched(1) apply.\n"
+      "Logs go to stderr (the journal under systemd); --log-level sets the level.");
   std::string socket = "/run/usched/usched.sock";
   std::string state_dir = "/var/lib/usched";
   std::string glue_kind = "auto";
@@ -49,9 +55,25 @@ int main(int argc, char** argv) {
   app.add_flag("--cleanup-on-exit", cleanup, "On stop, return members and remove our cgroups");
   app.add_flag("--teardown", teardown,
                "Do not serve: return every member of the saved state and remove our cgroups, then exit");
+  usched::daemon::EngineOptions eo;
+  int max_request_bytes = 64 * 1024;
+  app.add_option("--max-entities-per-owner", eo.max_entities_per_owner,
+                 "Schedulers one non-root user may own (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--max-members-per-entity", eo.max_members_per_entity,
+                 "Members one scheduler may have (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--max-request-bytes", max_request_bytes,
+                 "Largest request the daemon reads; larger ones fail with RESOURCE_EXHAUSTED")
+      ->capture_default_str()
+      ->check(CLI::Range(1024, 64 * 1024 * 1024));
   app.add_flag("--no-defaults", no_defaults, "Do not create IDLE, NORM and REAL on a first start");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
   app.add_flag("--version", version, "Print the version and exit");
+  usched::daemon::OpsOptions ops;
+  usched::daemon::add_ops_options(app, ops);
   CLI11_PARSE(app, argc, argv);
   if (version) {
     std::cout << "uschedd " << USCHED_VERSION << "\n";
@@ -81,9 +103,10 @@ int main(int argc, char** argv) {
 
   ::umask(022);
   asio::io_context io;
-  usched::daemon::EngineOptions eo;
   eo.state_dir = state_dir;
   eo.defaults = !no_defaults;
+  const std::string config = usched::daemon::config_path(ops);
+  if (!config.empty()) eo.defaults = false;  // the config says what exists
   usched::daemon::Engine engine(io, std::move(*glue), eo);
   if (usched::Status s = engine.start(); !s) {
     spdlog::error("cannot start: {}", s.message());
@@ -93,6 +116,13 @@ int main(int argc, char** argv) {
   if (teardown) {
     engine.stop(true);
     return 0;
+  }
+  if (!config.empty()) {
+    if (usched::Status s = usched::daemon::apply_config_file(engine, config, "start-up"); !s) {
+      spdlog::error("cannot start: config not applied: {}", s.message());
+      engine.stop(false);
+      return 1;
+    }
   }
 
   usched::daemon::Service service(io, engine);
@@ -104,6 +134,7 @@ int main(int argc, char** argv) {
   }
   grpc::ServerBuilder builder;
   builder.RegisterService(&service);
+  builder.SetMaxReceiveMessageSize(max_request_bytes);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server) {
     spdlog::error("cannot start the gRPC server");
@@ -111,6 +142,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   acceptor.start(server.get());
+  usched::daemon::Ops ops_service(io, engine, ops);
+  if (usched::Status s = ops_service.start(); !s) {
+    spdlog::error("cannot start: {}", s.message());
+    acceptor.close();
+    server->Shutdown();
+    engine.stop(false);
+    return 1;
+  }
   spdlog::info("uschedd {} serving on {} (state in {})", USCHED_VERSION, socket, state_dir);
 
   asio::signal_set signals(io, SIGTERM, SIGINT);
@@ -120,6 +159,7 @@ int main(int argc, char** argv) {
     if (ec) return;
     spdlog::info("signal {}: stopping", sig);
     acceptor.close();
+    ops_service.stop();
     service.shutting_down();
     // Shutdown waits for handlers that wait on this strand: call it from
     // another thread while the loop keeps running, then finish here.

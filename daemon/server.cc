@@ -32,6 +32,12 @@ grpc::Status to_grpc(const Status& s) {
     case Code::kUnavailable: c = grpc::StatusCode::UNAVAILABLE; break;
     case Code::kInternal: c = grpc::StatusCode::INTERNAL; break;
   }
+  // Messages quote what the caller sent; a huge name must not make the
+  // answer itself too large for the client's metadata limit (8 KiB).
+  constexpr size_t kMaxMessage = 1024;
+  if (s.message().size() > kMaxMessage) {
+    return grpc::Status(c, s.message().substr(0, kMaxMessage) + "... (message cut)");
+  }
   return grpc::Status(c, s.message());
 }
 
@@ -145,6 +151,18 @@ grpc::Status Service::Unbind(grpc::ServerContext* ctx, const v1::UnbindRequest* 
   });
 }
 
+grpc::Status Service::Chown(grpc::ServerContext* ctx, const v1::ChownRequest* req,
+                            v1::ChownResponse* resp) {
+  const Caller c = caller(ctx);
+  return on_strand([&, c]() -> Status {
+    auto r = engine_.chown(c, req->name(), req->uid(),
+                           req->has_gid() ? std::optional<uint32_t>(req->gid()) : std::nullopt);
+    if (!r) return r.status();
+    *resp->mutable_scheduler() = std::move(*r);
+    return Status::ok();
+  });
+}
+
 grpc::Status Service::Watch(grpc::ServerContext* ctx, const v1::WatchRequest*,
                             grpc::ServerWriter<v1::Event>* writer) {
   struct Queue {
@@ -180,6 +198,50 @@ grpc::Status Service::Watch(grpc::ServerContext* ctx, const v1::WatchRequest*,
 done:
   if (!io_.stopped()) asio::post(io_, [this, id] { engine_.unsubscribe(id); });
   return grpc::Status::OK;
+}
+
+// ---- gangs ----------------------------------------------------------------------
+
+grpc::Status Service::CreateGang(grpc::ServerContext* ctx, const v1::CreateGangRequest* req,
+                                 v1::CreateGangResponse* resp) {
+  const Caller c = caller(ctx);
+  return on_strand([&, c]() -> Status {
+    auto r = engine_.create_gang(c, req->spec());
+    if (!r) return r.status();
+    *resp->mutable_gang() = std::move(*r);
+    return Status::ok();
+  });
+}
+
+grpc::Status Service::DestroyGang(grpc::ServerContext* ctx, const v1::DestroyGangRequest* req,
+                                  v1::DestroyGangResponse*) {
+  const Caller c = caller(ctx);
+  return on_strand([&, c]() -> Status { return engine_.destroy_gang(c, req->scheduler(), req->name()); });
+}
+
+grpc::Status Service::AddGangMember(grpc::ServerContext* ctx, const v1::AddGangMemberRequest* req,
+                                    v1::AddGangMemberResponse* resp) {
+  const Caller c = caller(ctx);
+  return on_strand([&, c]() -> Status {
+    auto r = engine_.add_gang_member(c, *req);
+    if (!r) return r.status();
+    *resp->mutable_gang() = std::move(*r);
+    return Status::ok();
+  });
+}
+
+grpc::Status Service::RemoveGangMember(grpc::ServerContext* ctx, const v1::RemoveGangMemberRequest* req,
+                                       v1::RemoveGangMemberResponse*) {
+  const Caller c = caller(ctx);
+  return on_strand([&, c]() -> Status { return engine_.remove_gang_member(c, *req); });
+}
+
+grpc::Status Service::ListGangs(grpc::ServerContext*, const v1::ListGangsRequest* req,
+                                v1::ListGangsResponse* resp) {
+  return on_strand([&]() -> Status {
+    *resp = engine_.list_gangs(req->scheduler());
+    return Status::ok();
+  });
 }
 
 // ---- acceptor -----------------------------------------------------------------
@@ -260,6 +322,25 @@ void Acceptor::close() {
     listen_.close(ec);
     ::unlink(path_.c_str());
   }
+}
+
+grpc::Status Service::Apply(grpc::ServerContext* ctx, const v1::ApplyRequest* req,
+                            v1::ApplyResponse* resp) {
+  const Caller c = caller(ctx);
+  return on_strand([&, c]() -> Status {
+    auto r = engine_.apply(c, *req);
+    if (!r) return r.status();
+    *resp = std::move(*r);
+    return Status::ok();
+  });
+}
+
+grpc::Status Service::GetStats(grpc::ServerContext*, const v1::GetStatsRequest*,
+                               v1::GetStatsResponse* resp) {
+  return on_strand([&]() -> Status {
+    *resp = engine_.stats();
+    return Status::ok();
+  });
 }
 
 }  // namespace usched::daemon

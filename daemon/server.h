@@ -48,6 +48,22 @@ class Service final : public v1::Usched::Service {
                       v1::UnbindResponse* resp) override;
   grpc::Status Watch(grpc::ServerContext* ctx, const v1::WatchRequest* req,
                      grpc::ServerWriter<v1::Event>* writer) override;
+  grpc::Status Chown(grpc::ServerContext* ctx, const v1::ChownRequest* req,
+                     v1::ChownResponse* resp) override;
+  grpc::Status Apply(grpc::ServerContext* ctx, const v1::ApplyRequest* req,
+                     v1::ApplyResponse* resp) override;
+  grpc::Status GetStats(grpc::ServerContext* ctx, const v1::GetStatsRequest* req,
+                        v1::GetStatsResponse* resp) override;
+  grpc::Status CreateGang(grpc::ServerContext* ctx, const v1::CreateGangRequest* req,
+                          v1::CreateGangResponse* resp) override;
+  grpc::Status DestroyGang(grpc::ServerContext* ctx, const v1::DestroyGangRequest* req,
+                           v1::DestroyGangResponse* resp) override;
+  grpc::Status AddGangMember(grpc::ServerContext* ctx, const v1::AddGangMemberRequest* req,
+                             v1::AddGangMemberResponse* resp) override;
+  grpc::Status RemoveGangMember(grpc::ServerContext* ctx, const v1::RemoveGangMemberRequest* req,
+                                v1::RemoveGangMemberResponse* resp) override;
+  grpc::Status ListGangs(grpc::ServerContext* ctx, const v1::ListGangsRequest* req,
+                         v1::ListGangsResponse* resp) override;
 
  private:
   Caller caller(grpc::ServerContext* ctx);

@@ -56,6 +56,16 @@ int usched_bind_thread(const char* name, int vcpu) {
   return 0;
 }
 
+int usched_join_gang(const char* gang) {
+  if (gang == nullptr) return fail(usched::invalid("usched_join_gang: gang is NULL"));
+  auto c = usched::Client::connect();
+  if (!c) return fail(c.status());
+  auto r = usched::join_gang(**c, gang);
+  if (!r) return fail(r.status());
+  g_last_error.clear();
+  return 0;
+}
+
 const char* usched_last_error(void) { return g_last_error.c_str(); }
 
 }  // extern "C"

@@ -144,6 +144,23 @@ Result<v1::ListSchedulersResponse> Client::list() {
   return resp;
 }
 
+Result<v1::ApplyResponse> Client::apply(const v1::ApplyRequest& req) {
+  grpc::ClientContext ctx;
+  set_deadline(ctx, timeout_);
+  v1::ApplyResponse resp;
+  if (auto s = stub_->Apply(&ctx, req, &resp); !s.ok()) return from_grpc(s);
+  return resp;
+}
+
+Result<v1::GetStatsResponse> Client::stats() {
+  grpc::ClientContext ctx;
+  set_deadline(ctx, timeout_);
+  v1::GetStatsRequest req;
+  v1::GetStatsResponse resp;
+  if (auto s = stub_->GetStats(&ctx, req, &resp); !s.ok()) return from_grpc(s);
+  return resp;
+}
+
 Result<v1::BindResponse> Client::bind(const std::string& name, int pid, int tid, int vcpu) {
   grpc::ClientContext ctx;
   set_deadline(ctx, timeout_);
@@ -165,6 +182,18 @@ Result<std::string> Client::unbind(int pid, int tid) {
   req.set_tid(tid);
   v1::UnbindResponse resp;
   if (auto s = stub_->Unbind(&ctx, req, &resp); !s.ok()) return from_grpc(s);
+  return resp.scheduler();
+}
+
+Result<v1::Scheduler> Client::chown(const std::string& name, uint32_t uid, int64_t gid) {
+  grpc::ClientContext ctx;
+  set_deadline(ctx, timeout_);
+  v1::ChownRequest req;
+  req.set_name(name);
+  req.set_uid(uid);
+  if (gid >= 0) req.set_gid(static_cast<uint32_t>(gid));
+  v1::ChownResponse resp;
+  if (auto s = stub_->Chown(&ctx, req, &resp); !s.ok()) return from_grpc(s);
   return resp.scheduler();
 }
 

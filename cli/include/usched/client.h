@@ -41,10 +41,23 @@ class Client {
   Result<v1::DestroySchedulerResponse> destroy(const std::string& name, bool force);
   Result<v1::Scheduler> get(const std::string& name);
   Result<v1::ListSchedulersResponse> list();
+  // Converges the daemon's tree to a config (or, dry_run, returns the plan).
+  Result<v1::ApplyResponse> apply(const v1::ApplyRequest& req);
+  // CPU time and members per scheduler.
+  Result<v1::GetStatsResponse> stats();
   // vcpu < 0: the field is left unset (the daemon chooses).
   Result<v1::BindResponse> bind(const std::string& name, int pid, int tid = 0, int vcpu = -1);
   // Returns the scheduler the member left.
   Result<std::string> unbind(int pid, int tid = 0);
+  // Hands `name` to uid; gid < 0 keeps the group.
+  Result<v1::Scheduler> chown(const std::string& name, uint32_t uid, int64_t gid = -1);
+  // Gangs (cli/lib/gang.cc). scheduler + gang name, as in "SCHED/GANG".
+  Result<v1::Gang> create_gang(const v1::GangSpec& spec);
+  Status destroy_gang(const std::string& scheduler, const std::string& gang);
+  // tid 0: the whole process (its threads now and later).
+  Result<v1::Gang> add_gang_member(const std::string& scheduler, const std::string& gang, int pid, int tid = 0);
+  Status remove_gang_member(const std::string& scheduler, const std::string& gang, int pid, int tid = 0);
+  Result<v1::ListGangsResponse> list_gangs(const std::string& scheduler = "");
   // Calls fn for each event until fn returns false or the stream ends.
   Status watch(const std::function<bool(const v1::Event&)>& fn);
   // Deadline for every unary call (default 10 s).
@@ -64,6 +77,13 @@ class Client {
 Result<v1::BindResponse> bind_self(Client& c, const std::string& name, int vcpu = -1);
 // pid = getpid(), tid = gettid().
 Result<v1::BindResponse> bind_thread(Client& c, const std::string& name, int vcpu = -1);
+
+// Splits "SCHED/GANG" at its last '/': {"batch/jobA", "g"}. INVALID_ARGUMENT
+// when there is no '/'.
+Result<std::pair<std::string, std::string>> split_gang(const std::string& path);
+// Binds the calling thread (gettid) into gang "SCHED/GANG": what a VM
+// monitor calls once per vCPU thread.
+Result<v1::Gang> join_gang(Client& c, const std::string& gang);
 
 struct RforkOptions {
   int vcpu = -1;

@@ -17,6 +17,9 @@ pid_t usched_rfork(const char* name, int vcpu);
 int usched_bind_self(const char* name, int vcpu);
 /* Bind the calling thread only. 0 on success. */
 int usched_bind_thread(const char* name, int vcpu);
+/* Bind the calling thread into gang "SCHED/GANG" (one call per vCPU
+ * thread). 0 on success. */
+int usched_join_gang(const char* gang);
 /* The message of the last error on this thread ("" if none). */
 const char* usched_last_error(void);
 

@@ -1,0 +1,89 @@
+// Gang calls of the client library.
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include <grpcpp/grpcpp.h>
+
+#include "usched/client.h"
+
+namespace usched {
+
+namespace {
+void deadline(grpc::ClientContext& ctx, std::chrono::milliseconds t) {
+  ctx.set_deadline(std::chrono::system_clock::now() + t);
+}
+}  // namespace
+
+Result<v1::Gang> Client::create_gang(const v1::GangSpec& spec) {
+  grpc::ClientContext ctx;
+  deadline(ctx, timeout_);
+  v1::CreateGangRequest req;
+  *req.mutable_spec() = spec;
+  v1::CreateGangResponse resp;
+  if (auto s = stub_->CreateGang(&ctx, req, &resp); !s.ok()) return from_grpc(s);
+  return resp.gang();
+}
+
+Status Client::destroy_gang(const std::string& scheduler, const std::string& gang) {
+  grpc::ClientContext ctx;
+  deadline(ctx, timeout_);
+  v1::DestroyGangRequest req;
+  req.set_scheduler(scheduler);
+  req.set_name(gang);
+  v1::DestroyGangResponse resp;
+  return from_grpc(stub_->DestroyGang(&ctx, req, &resp));
+}
+
+Result<v1::Gang> Client::add_gang_member(const std::string& scheduler, const std::string& gang, int pid, int tid) {
+  grpc::ClientContext ctx;
+  deadline(ctx, timeout_);
+  v1::AddGangMemberRequest req;
+  req.set_scheduler(scheduler);
+  req.set_name(gang);
+  req.set_pid(pid);
+  req.set_tid(tid);
+  v1::AddGangMemberResponse resp;
+  if (auto s = stub_->AddGangMember(&ctx, req, &resp); !s.ok()) return from_grpc(s);
+  return resp.gang();
+}
+
+Status Client::remove_gang_member(const std::string& scheduler, const std::string& gang, int pid, int tid) {
+  grpc::ClientContext ctx;
+  deadline(ctx, timeout_);
+  v1::RemoveGangMemberRequest req;
+  req.set_scheduler(scheduler);
+  req.set_name(gang);
+  req.set_pid(pid);
+  req.set_tid(tid);
+  v1::RemoveGangMemberResponse resp;
+  return from_grpc(stub_->RemoveGangMember(&ctx, req, &resp));
+}
+
+Result<v1::ListGangsResponse> Client::list_gangs(const std::string& scheduler) {
+  grpc::ClientContext ctx;
+  deadline(ctx, timeout_);
+  v1::ListGangsRequest req;
+  req.set_scheduler(scheduler);
+  v1::ListGangsResponse resp;
+  if (auto s = stub_->ListGangs(&ctx, req, &resp); !s.ok()) return from_grpc(s);
+  return resp;
+}
+
+Result<std::pair<std::string, std::string>> split_gang(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos || slash == 0 || slash + 1 == path.size()) {
+    return invalid("'" + path + "' does not name a gang: write SCHED/GANG, e.g. NORM/vm1");
+  }
+  return std::make_pair(path.substr(0, slash), path.substr(slash + 1));
+}
+
+Result<v1::Gang> join_gang(Client& c, const std::string& gang) {
+  auto sg = split_gang(gang);
+  if (!sg) return sg.status();
+  return c.add_gang_member(sg->first, sg->second, static_cast<int>(::getpid()),
+                           static_cast<int>(::syscall(SYS_gettid)));
+}
+
+}  // namespace usched

@@ -1,0 +1,132 @@
+//! The co-scheduler: per scheduler with gangs, an Ousterhout matrix
+//! (usched/gang.h) whose rows rotate every quantum on an Asio timer on the
+//! daemon's strand: the current row's gangs are thawed, the others frozen,
+//! through the glue's freezer (confirmed before the quantum counts). Members
+//! outside gangs are never touched. A 20 ms poll picks up threads that
+//! gang processes create, spreads every gang's threads one per vcpu over its
+//! columns, drops members that exited and samples the kernel's per-thread
+//! run time for the co-run ratio and the bsd4 policy's charge.
+//!
+//! Safety: stop() thaws every gang; so does every error path of a freeze;
+//! an inactive (empty) gang is thawed before it leaves the matrix; the glue
+//! thaws every usched freezer group at start-up.
+//!
+//! Legend: every field is (s): touched on the strand only.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "asio.h"
+#include "usched/gang.h"
+#include "usched/glue/glue.h"
+#include "usched/glue/proc.h"
+#include "usched/tree.h"
+#include "usched/v1/usched.pb.h"
+
+namespace usched::daemon {
+
+class Gangs {
+ public:
+  using Clock = std::chrono::steady_clock;
+  static constexpr auto kPoll = std::chrono::milliseconds(20);
+  static constexpr int kDefaultQuantumMs = 20;
+
+  // `tree` is the engine's pointer, read at each use: the engine may replace
+  // the tree (a rolled-back transaction).
+  Gangs(asio::io_context& io, glue::Glue& glue, const glue::ProcFs& proc, const std::unique_ptr<Tree>& tree);
+  ~Gangs();
+
+  Result<v1::Gang> create(const v1::GangSpec& spec);
+  Status destroy(const std::string& entity, const std::string& gang);
+  // The task is already bound to `entity` (the engine did it).
+  Result<v1::Gang> add_member(const std::string& entity, const std::string& gang, MemberKey key,
+                              uint64_t start_time);
+  Status remove_member(const std::string& entity, const std::string& gang, MemberKey key);
+  v1::ListGangsResponse list(const std::string& entity) const;
+  bool has(const std::string& entity, const std::string& gang) const;
+  // Takes the member out of whatever gang holds it (unbind, exit).
+  void forget(MemberKey key);
+  // Gang of a member, "" when none (for `usched show`).
+  std::string gang_of(const std::string& entity, MemberKey key) const;
+
+  // The engine moved or re-placed a member (a cgroup move resets affinity):
+  // spread its threads again.
+  void replaced(MemberKey key);
+  // Thaws everything and stops the timers; idempotent.
+  void stop();
+
+ private:
+  struct Thread {
+    int vcpu = -1;           // column it is pinned to
+    uint64_t run_ns = 0;     // last schedstat sample
+    bool sampled = false;
+  };
+  struct GangMember {
+    uint64_t start_time = 0;
+    std::map<int, Thread> threads;  // by tid
+  };
+  struct Stats {
+    uint64_t slots_run = 0, switches = 0;
+    int64_t frozen_us = 0, running_us = 0;
+    double freeze_sum = 0, freeze_max = 0, thaw_sum = 0, thaw_max = 0;
+    uint64_t freezes = 0, thaws = 0;
+    double corun_us = 0, sampled_us = 0;
+    int64_t cpu_us_quantum = 0;  // CPU used since the current quantum began (bsd4 charge)
+  };
+  struct Gang {
+    int width = 0;
+    int quantum_ms = kDefaultQuantumMs;
+    std::map<MemberKey, GangMember> members;
+    bool frozen = false;
+    Clock::time_point since;  // of the current frozen/running period
+    Clock::time_point last_sample;
+    Stats stats;
+  };
+  struct Sched {
+    explicit Sched(asio::io_context& io, int vcpus) : matrix(vcpus), timer(io) {}
+    GangMatrix matrix;
+    std::unique_ptr<GangPolicy> policy;
+    std::string policy_name;
+    std::map<std::string, Gang> gangs;
+    int current = -1;  // row running now; -1: none (all thawed)
+    Clock::time_point quantum_start;
+    uint64_t rotations = 0;
+    asio::steady_timer timer;
+    uint64_t epoch = 0;  // bumped on every reschedule: stale timer callbacks ignore themselves
+  };
+
+  Sched* find(const std::string& entity);
+  const Sched* find(const std::string& entity) const;
+  v1::Gang to_proto(const std::string& entity, const Sched& s, const std::string& name, const Gang& g) const;
+  // After the matrix changed: re-spread, restart the rotation (or thaw all
+  // when there is one row or none).
+  void repack(const std::string& entity, Sched& s);
+  void rotate(const std::string& entity, Sched& s);
+  void arm(const std::string& entity, Sched& s, int quantum_ms);
+  Status set_frozen(const std::string& entity, const std::string& name, Gang& g, bool frozen);
+  // Thread discovery, placement and schedstat sampling of one gang.
+  void refresh(const std::string& entity, const std::string& name, Gang& g, bool place_all);
+  void sample(Gang& g, Clock::time_point now);
+  void place_thread(const std::string& entity, const Sched& s, const std::string& name, MemberKey key,
+                    int tid, Thread& t);
+  void poll();
+  void thaw_everything();
+  // SCHED_RR for the strand's thread, once the first gang exists.
+  void raise_priority();
+  static constexpr int kStrandRtPriority = 30;
+  bool raised_ = false;
+
+  asio::io_context& io_;
+  glue::Glue& glue_;
+  const glue::ProcFs& proc_;
+  const std::unique_ptr<Tree>& tree_;
+  std::map<std::string, std::unique_ptr<Sched>> scheds_;  // by entity
+  asio::steady_timer poll_timer_;
+  bool stopped_ = false;
+};
+
+}  // namespace usched::daemon

@@ -1,0 +1,264 @@
+// Tier 2: the operator's view with the fake glue: `usched apply` (one
+// transaction, dry run, convergence), the config at start-up and on SIGHUP,
+// the metrics endpoint, and `usched top` / `usched tree` on a real terminal
+// (tmux), whose screen is captured and checked.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "support/harness.h"
+
+namespace usched::test {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+std::vector<std::string> fake(std::vector<std::string> more = {}) {
+  std::vector<std::string> a = {"--glue", "fake", "--fake-cpus", "0-3"};
+  a.insert(a.end(), more.begin(), more.end());
+  return a;
+}
+
+void write_file(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+
+class ApplyTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(d_.start()) << d_.log(); }
+  void TearDown() override {
+    if (HasFailure()) std::cerr << "uschedd log:\n" << d_.log();
+  }
+  std::string conf(const std::string& text) {
+    const std::string p = files_ / ("c" + std::to_string(++n_) + ".conf");
+    write_file(p, text);
+    return p;
+  }
+  std::string list() { return d_.cli({"list", "--json"}).out; }
+  TempDir files_;
+  int n_ = 0;
+  Daemon d_{fake()};
+};
+
+TEST_F(ApplyTest, OneBadLineChangesNothingAndNamesTheLine) {
+  const std::string before = list();
+  // Line 3 is well-formed but illegal against the tree (two exclusive
+  // schedulers on cpu1): only the whole-plan check finds it.
+  auto r = d_.cli({"apply", conf("usched a on cpu0-1 exclusive\n"
+                                 "b on cpu2\n"
+                                 "c on cpu1 exclusive\n")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("line 3: c:"));
+  EXPECT_THAT(r.err, HasSubstr("exclusive"));
+  EXPECT_EQ(list(), before);
+  // A syntax error too.
+  r = d_.cli({"apply", conf("x on cpu*\ny on cpu* lwktpri 99\n")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("line 2: lwktpri"));
+  EXPECT_EQ(list(), before);
+}
+
+TEST_F(ApplyTest, DryRunPrintsThePlanAndChangesNothing) {
+  const std::string before = list();
+  const std::string state_before = read_file(d_.state_dir() + "/state.json");
+  auto r = d_.cli({"apply", "--dry-run", conf("IDLE on cpu* lwktpri 4\nNORM on cpu0-1 lwktpri 7\nweb on cpu2\n")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("unchanged  IDLE"));
+  EXPECT_THAT(r.out, HasSubstr("update     NORM"));
+  EXPECT_THAT(r.out, HasSubstr("pool cpu* -> cpu0-1, lwktpri 6 -> 7"));
+  EXPECT_THAT(r.out, HasSubstr("create     web"));
+  EXPECT_THAT(r.out, HasSubstr("dry run: 2 changes planned, nothing applied"));
+  EXPECT_EQ(list(), before);
+  EXPECT_EQ(read_file(d_.state_dir() + "/state.json"), state_before);
+}
+
+TEST_F(ApplyTest, ConvergesToTheFileButKeepsBusyAndHandMadeSchedulers) {
+  ASSERT_EQ(d_.cli({"create", "hand", "on", "cpu3"}).exit_code, 0);
+  auto r = d_.cli({"apply", conf("a on cpu0-1\nb on cpu2\nb/c on cpu0\n")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("applied 3 changes"));
+  Child sleeper;
+  ASSERT_EQ(d_.cli({"bind", "a", "--pid", std::to_string(sleeper.pid())}).exit_code, 0);
+
+  // a holds a member: kept; b and b/c are idle: destroyed; hand untouched.
+  r = d_.cli({"apply", conf("x on cpu3\n")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("keep       a"));
+  EXPECT_THAT(r.out, HasSubstr("holds 1 member"));
+  auto l = d_.cli({"list"}).out;
+  EXPECT_THAT(l, HasSubstr("\na "));
+  EXPECT_THAT(l, HasSubstr("hand"));
+  EXPECT_THAT(l, HasSubstr("x "));
+  EXPECT_THAT(l, Not(HasSubstr("b/c")));
+  EXPECT_THAT(l, Not(HasSubstr("\nb ")));
+
+  // --force destroys it; the member goes back where it came from.
+  r = d_.cli({"apply", "--force", conf("x on cpu3\n")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("destroy    a"));
+  l = d_.cli({"list"}).out;
+  EXPECT_THAT(l, Not(HasSubstr("\na ")));
+  EXPECT_THAT(l, HasSubstr("hand"));
+}
+
+TEST_F(ApplyTest, JsonPlanFollowsTheProtoMapping) {
+  auto r = d_.cli({"--json", "apply", "--dry-run", conf("web on cpu2\n")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\"action\": \"CREATE\""));
+  EXPECT_THAT(r.out, HasSubstr("\"applied\": false"));
+}
+
+TEST(ConfigFile, LoadedAtStartUpAndReappliedOnSighup) {
+  TempDir t;
+  const std::string file = t / "usched.conf";
+  write_file(file, "# start\nusched web on cpu0-1 lwktpri 7\n");
+  Daemon d(fake({"--config", file}));
+  ASSERT_TRUE(d.start()) << d.log();
+  auto l = d.cli({"list"}).out;
+  EXPECT_THAT(l, HasSubstr("web"));
+  EXPECT_THAT(l, Not(HasSubstr("NORM")));  // the config, not the defaults
+
+  write_file(file, "usched web on cpu0-1 lwktpri 7\nusched db on cpu2-3 locked\n");
+  ASSERT_EQ(::kill(d.pid(), SIGHUP), 0);
+  EXPECT_TRUE(eventually([&] { return d.cli({"list"}).out.find("db ") != std::string::npos; }))
+      << d.log();
+
+  // A broken edit is logged and changes nothing; the daemon keeps serving.
+  write_file(file, "usched web on cpu0-1\nusched oops on cpu7\n");
+  ASSERT_EQ(::kill(d.pid(), SIGHUP), 0);
+  EXPECT_TRUE(eventually([&] { return d.log().find("line 2: oops") != std::string::npos; })) << d.log();
+  l = d.cli({"list"}).out;
+  EXPECT_THAT(l, HasSubstr("db "));
+  EXPECT_EQ(d.stop(SIGTERM), 0);
+}
+
+TEST(ConfigFile, ABadConfigStopsStartUpWithTheLine) {
+  TempDir t;
+  const std::string file = t / "usched.conf";
+  write_file(file, "a on cpu*\na/b on cpu9\n");
+  Daemon d(fake({"--config", file}));
+  EXPECT_FALSE(d.start());
+  EXPECT_EQ(d.exit_code(), 1);
+  EXPECT_THAT(d.log(), HasSubstr(file + " line 2: a/b"));
+}
+
+std::string http_get_unix(const std::string& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+  std::string out;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    const std::string req = "GET /metrics HTTP/1.0\r\n\r\n";
+    (void)!::write(fd, req.data(), req.size());
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, n);
+  }
+  ::close(fd);
+  return out;
+}
+
+TEST(Metrics, ServesPrometheusTextPerScheduler) {
+  TempDir t;
+  const std::string sock = t / "metrics.sock";
+  Daemon d(fake({"--metrics", "unix:" + sock}));
+  ASSERT_TRUE(d.start()) << d.log();
+  Child sleeper;
+  ASSERT_EQ(d.cli({"bind", "NORM", "--pid", std::to_string(sleeper.pid())}).exit_code, 0);
+  const std::string body = http_get_unix(sock);
+  EXPECT_THAT(body, HasSubstr("HTTP/1.0 200 OK"));
+  EXPECT_THAT(body, HasSubstr("# TYPE usched_scheduler_cpu_seconds_total counter"));
+  EXPECT_THAT(body, HasSubstr("usched_scheduler_cpu_seconds_total{scheduler=\"NORM\"}"));
+  EXPECT_THAT(body, HasSubstr("usched_scheduler_members{scheduler=\"NORM\"} 1"));
+  EXPECT_THAT(body, HasSubstr("usched_scheduler_members{scheduler=\"IDLE\"} 0"));
+  EXPECT_THAT(body, HasSubstr("usched_scheduler_gang_switches_total{scheduler=\"NORM\"}"));
+}
+
+TEST(Stats, CpuTimeOfABusyMemberIsCountedToItsScheduler) {
+  Daemon d(fake());
+  ASSERT_TRUE(d.start()) << d.log();
+  Child spinner({"sh", "-c", "while :; do :; done"});
+  ASSERT_EQ(d.cli({"bind", "IDLE", "--pid", std::to_string(spinner.pid())}).exit_code, 0);
+  // The first sample only notes where the member starts.
+  ASSERT_EQ(d.cli({"top", "--iterations", "1"}).exit_code, 0);
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto r = d.cli({"--json", "top", "--iterations", "1"});
+        auto at = r.out.find("\"name\":\"IDLE\",\"cpuUsageUs\":\"");
+        return at != std::string::npos && r.out.compare(at + 29, 2, "0\"") != 0;
+      },
+      10s));
+}
+
+// ---- a real terminal -------------------------------------------------------
+
+bool have_tmux() { return run({"tmux", "-V"}).exit_code == 0; }
+
+class Tmux {
+ public:
+  explicit Tmux(const std::string& cmd) : name_("usched-test-" + random_suffix()) {
+    ok_ = run({"tmux", "-S", sock_, "new-session", "-d", "-s", name_, "-x", "150", "-y", "30", cmd})
+              .exit_code == 0;
+  }
+  ~Tmux() { run({"tmux", "-S", sock_, "kill-server"}); }
+  bool ok() const { return ok_; }
+  std::string screen() const {
+    return run({"tmux", "-S", sock_, "capture-pane", "-p", "-e", "-t", name_}).out;
+  }
+  void keys(const std::string& k) const { run({"tmux", "-S", sock_, "send-keys", "-t", name_, k}); }
+  bool alive() const { return run({"tmux", "-S", sock_, "has-session", "-t", name_}).exit_code == 0; }
+
+ private:
+  TempDir dir_;
+  std::string sock_ = dir_ / "tmux.sock";
+  std::string name_;
+  bool ok_ = false;
+};
+
+TEST(Terminal, TopRefreshesAndQuitsWithQ) {
+  if (!have_tmux()) GTEST_SKIP() << "tmux is not installed (scripts/deps.sh installs it)";
+  Daemon d(fake());
+  ASSERT_TRUE(d.start()) << d.log();
+  ASSERT_EQ(d.cli({"create", "web", "on", "cpu2-3", "lwktpri", "8"}).exit_code, 0);
+  Tmux t(std::string(USCHED_CLI_PATH) + " --socket " + d.socket() +
+         " top --interval 0.2; echo TOP-EXITED; sleep 30");
+  ASSERT_TRUE(t.ok());
+  std::string s;
+  ASSERT_TRUE(eventually([&] { return (s = t.screen()).find("web") != std::string::npos; }, 10s)) << s;
+  EXPECT_THAT(s, HasSubstr("usched top - 4 schedulers"));
+  EXPECT_THAT(s, HasSubstr("%CPU"));
+  EXPECT_THAT(s, HasSubstr("\033[7m"));  // header in reverse video: colour on a TTY
+  EXPECT_THAT(s, HasSubstr("realtime"));
+  // It refreshes: a scheduler made now appears without restarting top.
+  ASSERT_EQ(d.cli({"create", "late", "on", "cpu0"}).exit_code, 0);
+  EXPECT_TRUE(eventually([&] { return (s = t.screen()).find("late") != std::string::npos; }, 10s)) << s;
+  t.keys("q");
+  EXPECT_TRUE(eventually([&] { return (s = t.screen()).find("TOP-EXITED") != std::string::npos; }, 10s))
+      << s;
+}
+
+TEST(Terminal, TreeDrawsCpuMapsInColourOnlyOnATty) {
+  if (!have_tmux()) GTEST_SKIP() << "tmux is not installed (scripts/deps.sh installs it)";
+  Daemon d(fake());
+  ASSERT_TRUE(d.start()) << d.log();
+  ASSERT_EQ(d.cli({"create", "rt", "on", "cpu3", "lwktpri", "9", "locked", "exclusive"}).exit_code, 0);
+  ASSERT_EQ(d.cli({"create", "rt/a", "on", "cpu0"}).exit_code, 0);
+  Tmux t(std::string(USCHED_CLI_PATH) + " --socket " + d.socket() + " tree; echo TREE-DONE; sleep 30");
+  ASSERT_TRUE(t.ok());
+  std::string s;
+  ASSERT_TRUE(eventually([&] { return (s = t.screen()).find("TREE-DONE") != std::string::npos; }, 10s))
+      << s;
+  EXPECT_THAT(s, HasSubstr("machine: cpus 0-3"));
+  EXPECT_THAT(s, HasSubstr("rt  [...\033[31m#\033[39m]"));  // exclusive CPU 3 in red
+  EXPECT_THAT(s, HasSubstr("locked,exclusive"));
+  EXPECT_THAT(s, HasSubstr("NORM"));
+  // Through a pipe: the same map, no escape sequences.
+  auto plain = d.cli({"tree"});
+  EXPECT_THAT(plain.out, HasSubstr("rt  [...#]"));
+  EXPECT_THAT(plain.out, HasSubstr("IDLE  [###.]"));
+  EXPECT_THAT(plain.out, Not(HasSubstr("\033[")));
+}
+
+}  // namespace
+}  // namespace usched::test
