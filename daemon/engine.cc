@@ -100,9 +100,10 @@ Status Engine::start() {
     if (Status s = load_state(ss.str()); !s) {
       // Never start by silently forgetting the tree: keep the file aside
       // and refuse, so the operator decides.
-      const std::string aside = path + ".corrupt-" + std::to_string(now_us() / 1000000);
-      std::filesystem::rename(path, aside, ec);
-      return precondition("state file " + path + " is unreadable: " + s.message() +
+      const std::string bad = corrupt_file_.empty() ? path : corrupt_file_;
+      const std::string aside = bad + ".corrupt-" + std::to_string(now_us() / 1000000);
+      std::filesystem::rename(bad, aside, ec);
+      return precondition("state file " + bad + " is unreadable: " + s.message() +
                           "; it was kept as " + aside +
                           "; repair it and move it back, or remove it to start empty");
     }
@@ -111,8 +112,13 @@ Status Engine::start() {
   }
   if (Status s = sync_groups(); !s) return s;
   reconcile_members();
+  // Start from one fresh members.json and an empty members.log.
+  if (Status s = write_members(); !s) spdlog::error("state: {}", s.message());
   save_state();
-  sweep();
+  sweep_timer_.expires_after(std::chrono::seconds(1));
+  sweep_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) sweep();
+  });
   return Status::ok();
 }
 
@@ -136,7 +142,6 @@ void Engine::stop(bool cleanup) {
   stopping_ = true;
   if (gangs_) gangs_->stop();  // nothing stays frozen, whatever follows
   sweep_timer_.cancel();
-  exit_save_timer_.cancel();
   joiner_.join();  // pending cgroup moves finish before anything is removed
   if (cleanup) {
     for (auto& [key, t] : tracked_) {
@@ -372,7 +377,6 @@ Result<v1::BindResponse> Engine::bind(const Caller& c, const v1::BindRequest& r)
     }
   }
 
-  const v1::StateFile before = snapshot();
   const Entity* prev = tree_->entity_of(key);
   std::optional<Member> prev_member;
   if (prev) prev_member = prev->members().at(key);
@@ -398,21 +402,25 @@ Result<v1::BindResponse> Engine::bind(const Caller& c, const v1::BindRequest& r)
     t.origin = origin;
     t.generation = next_generation_++;
   }
-  if (Status s = commit(before); !s) {
-    if (fresh) tracked_.erase(key);
-    return s;
-  }
-  const Entity* e = tree_->entity_of(key);
-  const Member& placed = e->members().at(key);
-  if (Status s = place_member(placed, *e, t); !s) {
-    // Nothing changes on error: the member goes back where it was.
+  // Nothing changes on error: the member goes back where it was.
+  auto undo = [&] {
     if (prev_member) {
       (void)tree_->bind(prev->name(), *prev_member);
     } else {
       (void)tree_->unbind(key);
       tracked_.erase(key);
     }
-    save_state();
+  };
+  if (Status s = log_member(key); !s) {
+    spdlog::error("state: {}", s.message());
+    undo();
+    return s;
+  }
+  const Entity* e = tree_->entity_of(key);
+  const Member& placed = e->members().at(key);
+  if (Status s = place_member(placed, *e, t); !s) {
+    undo();
+    if (Status w = log_member(key); !w) spdlog::error("state: {}", w.message());
     return s;
   }
   if (fresh) watch_exit(key, t);
@@ -443,9 +451,12 @@ Result<v1::UnbindResponse> Engine::unbind(const Caller& c, int pid, int tid) {
   const Member m = e->members().at(key);
   if (Status s = check_bind(c, *e, m.uid); !s) return s;
   const std::string name = e->name();
-  const v1::StateFile before = snapshot();
   (void)tree_->unbind(key);
-  if (Status s = commit(before); !s) return s;
+  if (Status s = log_member(key); !s) {
+    spdlog::error("state: {}", s.message());
+    (void)tree_->bind(name, m);
+    return s;
+  }
   release(m);
   publish(v1::Event::MEMBER_UNBOUND, name, pid, tid);
   spdlog::info("unbound {} from {}", member_label(key), name);
@@ -470,7 +481,17 @@ Status Engine::place_member(const Member& m, const Entity& e, Tracked& t) {
   if (cpus == t.placed_cpus && s.cls.cls == t.placed_class && s.cls.rt_priority == t.placed_prio) {
     return Status::ok();
   }
-  if (Status st = glue_->place(m.key.pid, m.key.tid, s); !st) return st;
+  Status st = glue_->place(m.key.pid, m.key.tid, s);
+  if (!st && !t.joined.empty() && t.joined != e.name()) {
+    // The member still sits in the group of another entity, and the kernel
+    // refuses an affinity outside the task's current cpuset (EINVAL when
+    // the old and new CPUs do not meet). Only then does the caller wait for
+    // the cgroup move: into the new group first, then place again.
+    if (Status j = glue_->join_group(m.key.pid, m.key.tid, e.name(), s); !j) return j;
+    t.joined = e.name();
+    st = glue_->place(m.key.pid, m.key.tid, s);
+  }
+  if (!st) return st;
   t.placed_cpus = cpus;
   t.placed_class = s.cls.cls;
   t.placed_prio = s.cls.rt_priority;
@@ -503,26 +524,36 @@ void Engine::join_later(const Member& m, const Entity& e) {
   auto it = tracked_.find(m.key);
   if (it == tracked_.end()) return;
   it->second.joined = e.name();
+  // One move per member at a time: a member rebound faster than cgroup
+  // moves complete (each waits ~10 ms for RCU) gets one move to wherever
+  // the tree says once the running one is done, not a growing queue.
+  if (it->second.moving) return;
+  it->second.moving = true;
   glue::TaskSettings s{e.cpus_for(m), e.class_params()};
   const MemberKey key = m.key;
   const std::string name = e.name();
   glue::Glue* g = glue_.get();
   asio::post(joiner_, [this, g, key, name, s] {
     Status st = g->join_group(key.pid, key.tid, name, s);
-    asio::post(io_, [this, key, name, st] {
+    asio::post(io_, [this, key, name, cls = s.cls.cls, st] {
       if (stopping_) return;
       auto it = tracked_.find(key);
       if (it == tracked_.end()) return;
-      if (!st) {
-        spdlog::warn("moving {} into the cgroup of {}: {}", member_label(key), name, st.message());
+      it->second.moving = false;
+      if (!st) spdlog::warn("moving {} into the cgroup of {}: {}", member_label(key), name, st.message());
+      const Entity* e = tree_->entity_of(key);
+      if (!e) return;
+      if (e->name() != name || e->class_params().cls != cls) {
+        // Rebound or re-prioritised meanwhile: follow the tree.
+        join_later(e->members().at(key), *e);
         return;
       }
-      // The cgroup move reset the affinity (cpuset attach); if the tree
-      // changed meanwhile, place again from what it says now.
+      if (!st) return;
+      // The cgroup move reset the affinity (cpuset attach): place again
+      // from what the tree says now.
       it->second.placed_cpus.clear();
-      const Entity* e = tree_->entity_of(key);
-      if (e) (void)place_member(e->members().at(key), *e, it->second);
-      if (e && gangs_) gangs_->replaced(key);  // the move also undid the gang's spread
+      (void)place_member(e->members().at(key), *e, it->second);
+      if (gangs_) gangs_->replaced(key);  // the move also undid the gang's spread
     });
   });
 }
@@ -553,24 +584,9 @@ void Engine::member_exited(MemberKey key, uint64_t generation) {
   if (gangs_) gangs_->forget(key);  // an exited member leaves its gang at once
   (void)tree_->unbind(key);
   tracked_.erase(it);
-  save_after_exit();
+  if (Status s = log_member(key); !s) spdlog::error("state: {}", s.message());
   publish(v1::Event::MEMBER_EXITED, name, key.pid, key.tid);
   spdlog::info("{} exited; removed from {}", member_label(key), name);
-}
-
-// No caller waits on an exit, so its write is not worth an fsync of its own
-// (about 8 ms here, and the strand waits): the next write (the next RPC's,
-// or this timer's, at most 100 ms later) carries it. A crash before then
-// leaves the exited member in the file, and start-up drops it (its start
-// time no longer matches), so nothing wrong is ever adopted.
-void Engine::save_after_exit() {
-  if (exit_save_pending_) return;
-  exit_save_pending_ = true;
-  exit_save_timer_.expires_after(std::chrono::milliseconds(100));
-  exit_save_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (ec || stopping_ || !exit_save_pending_) return;
-    save_state();
-  });
 }
 
 void Engine::sweep() {
@@ -579,6 +595,10 @@ void Engine::sweep() {
   // is a different process now (pid reuse), and CPU hotplug.
   std::vector<std::pair<MemberKey, uint64_t>> gone;
   for (auto& [key, t] : tracked_) {
+    // A pidfd reports the exit (and so comes before any reuse of the pid):
+    // only members without one are read here, so a sweep of 10000 members
+    // costs nothing when the kernel gives pidfds.
+    if (t.exit_watch) continue;
     const Entity* e = tree_->entity_of(key);
     if (!e) continue;
     auto info = proc_.task(key.pid, key.tid);
@@ -596,7 +616,9 @@ void Engine::sweep() {
       reconcile_members();
     }
   }
-  account();  // CPU time per scheduler (stats.cc)
+  // CPU time per scheduler (stats.cc), a read of /proc per member: only
+  // while someone looks (usched top, a metrics scraper).
+  if (std::chrono::steady_clock::now() < stats_wanted_until_) account();
   sweep_timer_.expires_after(std::chrono::seconds(1));
   sweep_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) sweep();
@@ -716,8 +738,16 @@ Status Engine::load_state(const std::string& text) {
     }
     ++created;
   }
+  (void)adopt_members(f.members());  // files from before members.json
+  if (Status s = load_members(f.boot_id()); !s) return s;
+  spdlog::info("state: re-created {} schedulers", created);
+  return Status::ok();
+}
+
+std::pair<int, int> Engine::adopt_members(
+    const google::protobuf::RepeatedPtrField<v1::StateMember>& ms) {
   int adopted = 0, dropped = 0;
-  for (const auto& sm : f.members()) {
+  for (const auto& sm : ms) {
     const MemberKey key{sm.pid(), sm.tid()};
     auto info = proc_.task(key.pid, key.tid);
     if (!info || info->start_time != sm.start_time()) {
@@ -730,8 +760,10 @@ Status Engine::load_state(const std::string& text) {
     m.start_time = sm.start_time();
     m.uid = sm.uid();
     m.requested_vcpu = sm.requested_vcpu();
-    if (!tree_->bind(sm.scheduler(), m)) {
+    if (auto b = tree_->bind(sm.scheduler(), m); !b) {
       ++dropped;
+      spdlog::warn("state: {} cannot rejoin {}: {}", member_label(key), sm.scheduler(),
+                   b.status().message());
       continue;
     }
     Tracked& t = tracked_[key];
@@ -740,8 +772,61 @@ Status Engine::load_state(const std::string& text) {
     watch_exit(key, t);
     ++adopted;
   }
-  spdlog::info("state: re-created {} schedulers, adopted {} members, dropped {} that are gone",
-               created, adopted, dropped);
+  if (adopted || dropped) {
+    spdlog::info("state: adopted {} members, dropped {} that are gone", adopted, dropped);
+  }
+  return {adopted, dropped};
+}
+
+Status Engine::load_members(const std::string& state_boot_id) {
+  const std::string path = opts_.state_dir + "/members.json";
+  std::ifstream in(path);
+  if (!in) return Status::ok();
+  const std::string now = boot_id();
+  std::stringstream ss;
+  ss << in.rdbuf();
+  v1::MembersFile mf;
+  const auto st = google::protobuf::util::JsonStringToMessage(ss.str(), &mf);
+  if (!st.ok() || mf.version() != kStateVersion) {
+    // Not fsynced, so a power loss may tear it; then the tree was last
+    // written in an earlier boot and every task it named is gone anyway.
+    if (state_boot_id != now) {
+      spdlog::info("state: {} is unreadable and from an earlier boot; ignored", path);
+      return Status::ok();
+    }
+    corrupt_file_ = path;
+    return invalid(!st.ok() ? std::string(st.message())
+                            : "version " + std::to_string(mf.version()) + " is not " +
+                                  std::to_string(kStateVersion));
+  }
+  if (mf.boot_id() != now) {
+    spdlog::info("state: the members in {} are from an earlier boot; none is adopted", path);
+    return Status::ok();
+  }
+  // Replay members.log over the file: each line sets or removes a member.
+  std::map<MemberKey, v1::StateMember> members;
+  for (const auto& sm : mf.members()) members[MemberKey{sm.pid(), sm.tid()}] = sm;
+  const std::string log_path = opts_.state_dir + "/members.log";
+  std::ifstream log(log_path);
+  std::string line;
+  int lineno = 0;
+  while (std::getline(log, line)) {
+    ++lineno;
+    if (log.eof()) break;  // no newline: cut short by a crash, never answered
+    v1::MemberOp op;
+    if (!google::protobuf::util::JsonStringToMessage(line, &op).ok() || op.op_case() == v1::MemberOp::OP_NOT_SET) {
+      corrupt_file_ = log_path;
+      return invalid(log_path + " line " + std::to_string(lineno) + " is not a member record");
+    }
+    if (op.has_bind()) {
+      members[MemberKey{op.bind().pid(), op.bind().tid()}] = op.bind();
+    } else {
+      members.erase(MemberKey{op.unbind().pid(), op.unbind().tid()});
+    }
+  }
+  google::protobuf::RepeatedPtrField<v1::StateMember> all;
+  for (auto& [key, sm] : members) *all.Add() = std::move(sm);
+  (void)adopt_members(all);
   return Status::ok();
 }
 

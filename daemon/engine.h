@@ -7,6 +7,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -97,7 +98,9 @@ class Engine {
     std::string placed_cpus;   // what place() last applied
     SchedClass placed_class = SchedClass::kNormal;
     int placed_prio = -1;
-    std::string joined;        // entity whose cgroup it was last moved into
+    std::string joined;        // entity whose cgroup it was last sent to
+    bool moving = false;       // a cgroup move is queued or running
+    std::string recorded;      // entity the members files hold it in
     uint64_t generation = 0;
   };
 
@@ -114,8 +117,31 @@ class Engine {
   Status check_member_limit(const Entity& e, MemberKey key) const;
   // The desired state as the state file holds it.
   v1::StateFile snapshot() const;
-  // Writes the state atomically; the error names the path and the reason.
+  // Writes the state: the members a tree change moved to members.log (see
+  // MembersFile in state.proto), then state.json atomically (fsync, rename,
+  // fsync of the directory). The error names the path and the reason.
   Status write_state();
+  // Writes members.json (and empties members.log, which it then holds).
+  Status write_members();
+  // Appends what a Bind, an Unbind or an exit changed to members.log: one
+  // write(2), no fsync, no rename. Rewrites members.json instead once the
+  // log has grown past a few times its size.
+  // The line says what the tree holds for `key` now (bound where, or not).
+  Status log_member(MemberKey key);
+  // Logs every member whose entity differs from what the files hold (a
+  // destroy moved or released it).
+  Status log_moved_members();
+  // Adopts the members of a state or members file that are still the same
+  // task (pid and start time); returns how many were adopted and dropped.
+  std::pair<int, int> adopt_members(const google::protobuf::RepeatedPtrField<v1::StateMember>& ms);
+  // Reads members.json and replays members.log when they belong to this
+  // boot.
+  Status load_members(const std::string& state_boot_id);
+  std::string boot_id() const;
+  std::string corrupt_file_;     // the members file load_state failed on, if any
+  off_t members_written_ = 0;    // size of members.json; 0 until written
+  off_t members_log_size_ = 0;   // of members.log
+  mutable std::string boot_id_;  // the running kernel's, read once
   // Writes the state; when it cannot be written, puts the tree back as it
   // was in `before` and returns the error, so the RPC fails with nothing
   // changed (the kernel is only touched after the state is durable).
@@ -140,6 +166,7 @@ class Engine {
   Status create_defaults();
   // Credits each member's CPU time since the last sample to its entity.
   void account();
+  std::chrono::steady_clock::time_point stats_wanted_until_{};
 
   asio::io_context& io_;
   std::unique_ptr<glue::Glue> glue_;
@@ -151,11 +178,6 @@ class Engine {
   std::map<int, Subscriber> subscribers_;
   int next_subscriber_ = 1;
   asio::steady_timer sweep_timer_;
-  // An exit answers no RPC: its state write waits up to 100 ms and is
-  // merged into the next write (see save_after_exit()).
-  asio::steady_timer exit_save_timer_{io_};
-  bool exit_save_pending_ = false;
-  void save_after_exit();
   // cgroup moves wait for an RCU grace period (~10 ms): they run here, off
   // the strand, so a Bind answers once affinity and class are applied.
   asio::thread_pool joiner_{1};

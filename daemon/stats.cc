@@ -6,10 +6,14 @@
 //! manage; affinity-only machines have no groups at all; thread members
 //! never join a cgroup on v2) and cgroup moves, which are asynchronous
 //! (join_later), cannot misattribute time. The totals are monotonic for as
-//! long as uschedd runs, as a Prometheus counter must be.
+//! long as uschedd runs, as a Prometheus counter must be. Sampling costs a
+//! /proc read per member each second, so it runs only from the first stats
+//! request (usched top, a metrics scrape) until ten minutes after the last:
+//! counters start at the first look.
 #include <chrono>
 
 #include "engine.h"
+#include "gang.h"
 
 namespace usched::daemon {
 
@@ -30,6 +34,10 @@ void Engine::account() {
 }
 
 v1::GetStatsResponse Engine::stats() {
+  // The sweep samples every second from now on, for the next 10 minutes
+  // (longer than any scrape interval), so the counters follow members that
+  // come and go between two requests.
+  stats_wanted_until_ = std::chrono::steady_clock::now() + std::chrono::minutes(10);
   account();
   v1::GetStatsResponse resp;
   resp.set_time_us(std::chrono::duration_cast<std::chrono::microseconds>(

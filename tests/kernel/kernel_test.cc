@@ -292,6 +292,34 @@ TEST_F(KernelTest, BoundMemberJoinsItsCgroup) {
   EXPECT_EQ(read_file(kCgroupRoot + "/cpuset/" + top_ + "/G/cpuset.cpus"), "1\n");
 }
 
+TEST_F(KernelTest, RebindingToDisjointCpusMovesTheMemberAcross) {
+  // Once a member sits in Q's cpuset (cpu1), the kernel refuses any
+  // affinity outside it; a rebind to P (cpu0) must still land.
+  create("Q on cpu1");
+  create("P on cpu0");
+  Child sleeper;
+  const std::string pid = std::to_string(sleeper.pid());
+  const std::string cg = "/proc/" + pid + "/cgroup";
+  ASSERT_EQ(daemon_->cli({"bind", "Q", "--pid", pid}).exit_code, 0);
+  ASSERT_TRUE(eventually([&] { return read_file(cg).find("/" + top_ + "/Q") != std::string::npos; }, 2s));
+  for (int round = 0; round < 3; ++round) {
+    auto r = daemon_->cli({"bind", "P", "--pid", pid});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(allowed_of(sleeper.pid()), "0");
+    EXPECT_TRUE(eventually([&] { return read_file(cg).find("/" + top_ + "/P") != std::string::npos; }, 2s))
+        << read_file(cg);
+    r = daemon_->cli({"bind", "Q", "--pid", pid});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(allowed_of(sleeper.pid()), "1");
+    EXPECT_TRUE(eventually([&] { return read_file(cg).find("/" + top_ + "/Q") != std::string::npos; }, 2s))
+        << read_file(cg);
+  }
+  // And the move that was queued before each rebind did not win late.
+  std::this_thread::sleep_for(200ms);
+  EXPECT_NE(read_file(cg).find("/" + top_ + "/Q"), std::string::npos) << read_file(cg);
+  EXPECT_EQ(allowed_of(sleeper.pid()), "1");
+}
+
 TEST_F(KernelTest, KilledMemberLeavesTheListWithin100ms) {
   Child sleeper;
   ASSERT_EQ(daemon_->cli({"bind", "NORM", "--pid", std::to_string(sleeper.pid())}).exit_code, 0);

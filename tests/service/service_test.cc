@@ -429,6 +429,101 @@ TEST(ServiceRestart, CorruptStateIsRefusedAndKeptAside) {
   EXPECT_TRUE(kept);
 }
 
+// Members are kept in members.json plus members.log (appended per Bind,
+// Unbind and exit), neither fsynced: tasks die with the machine. After a
+// SIGKILL the log is replayed; after a reboot the members are ignored, torn
+// or not; within the same boot a torn file is refused like a torn
+// state.json, except a last log line cut short (its RPC never answered).
+class ServiceMembersFile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Daemon d(fake_args(), state_.path());
+    ASSERT_TRUE(d.start()) << d.log();
+    ASSERT_EQ(d.cli({"keep", "on", "cpu1"}).exit_code, 0);
+    ASSERT_EQ(d.cli({"bind", "keep", "--pid", std::to_string(kept_.pid())}).exit_code, 0);
+    ASSERT_EQ(d.cli({"bind", "keep", "--pid", std::to_string(left_.pid())}).exit_code, 0);
+    ASSERT_EQ(d.cli({"unbind", "--pid", std::to_string(left_.pid())}).exit_code, 0);
+    ASSERT_EQ(d.stop(SIGKILL), -SIGKILL) << d.log();
+    members_ = read_file(state_ / "members.json");
+    boot_ = read_file("/proc/sys/kernel/random/boot_id");
+    boot_.erase(boot_.find_last_not_of("\n") + 1);
+    ASSERT_THAT(members_, HasSubstr(boot_));
+    ASSERT_THAT(read_file(state_ / "members.log"), HasSubstr(std::to_string(kept_.pid())));
+  }
+  // Rewrites a file, replacing the running boot's id by another.
+  void from_another_boot(const std::string& file) {
+    std::string text = read_file(state_ / file);
+    text.replace(text.find(boot_), boot_.size(), "00000000-0000-0000-0000-000000000000");
+    std::ofstream(state_ / file) << text;
+  }
+  bool kept_aside(const std::string& file) {
+    for (auto& e : std::filesystem::directory_iterator(state_.path())) {
+      if (e.path().filename().string().rfind(file + ".corrupt", 0) == 0) return true;
+    }
+    return false;
+  }
+  // The pids `keep` holds after a restart, as `usched show --json` says.
+  std::string shown(Daemon& d) {
+    auto r = d.cli({"show", "keep", "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out;
+  }
+  TempDir state_;
+  Child kept_, left_;
+  std::string members_, boot_;
+};
+
+TEST_F(ServiceMembersFile, TheLogIsReplayedAfterASigkill) {
+  Daemon d(fake_args(), state_.path());
+  ASSERT_TRUE(d.start()) << d.log();
+  const std::string out = shown(d);
+  EXPECT_THAT(out, HasSubstr(std::to_string(kept_.pid())));
+  EXPECT_THAT(out, ::testing::Not(HasSubstr(std::to_string(left_.pid()))));
+}
+
+TEST_F(ServiceMembersFile, ALastLineCutShortIsDropped) {
+  std::ofstream(state_ / "members.log", std::ios::app) << R"({"bind":{"scheduler":"keep","pid":)"
+                                                       << left_.pid();
+  Daemon d(fake_args(), state_.path());
+  ASSERT_TRUE(d.start()) << d.log();
+  const std::string out = shown(d);
+  EXPECT_THAT(out, HasSubstr(std::to_string(kept_.pid())));
+  EXPECT_THAT(out, ::testing::Not(HasSubstr(std::to_string(left_.pid()))));
+}
+
+TEST_F(ServiceMembersFile, ABadLineInTheLogIsRefusedAndKeptAside) {
+  std::string log = read_file(state_ / "members.log");
+  std::ofstream(state_ / "members.log") << "{ not a member\n" << log;
+  Daemon d(fake_args(), state_.path());
+  EXPECT_FALSE(d.start());
+  EXPECT_THAT(d.log(), HasSubstr("members.log line 1 is not a member record"));
+  EXPECT_TRUE(kept_aside("members.log"));
+}
+
+TEST_F(ServiceMembersFile, MembersOfAnEarlierBootAreNotAdopted) {
+  from_another_boot("members.json");
+  Daemon d(fake_args(), state_.path());
+  ASSERT_TRUE(d.start()) << d.log();
+  EXPECT_THAT(shown(d), ::testing::Not(HasSubstr(std::to_string(kept_.pid()))));
+}
+
+TEST_F(ServiceMembersFile, ATornFileFromAnEarlierBootIsIgnored) {
+  from_another_boot("state.json");  // the tree was last written before a reboot
+  std::ofstream(state_ / "members.json") << members_.substr(0, members_.size() / 2);
+  Daemon d(fake_args(), state_.path());
+  ASSERT_TRUE(d.start()) << d.log();
+  EXPECT_THAT(shown(d), ::testing::Not(HasSubstr(std::to_string(kept_.pid()))));  // the tree is intact
+}
+
+TEST_F(ServiceMembersFile, ATornFileOfThisBootIsRefusedAndKeptAside) {
+  std::ofstream(state_ / "members.json") << members_.substr(0, members_.size() / 2);
+  Daemon d(fake_args(), state_.path());
+  EXPECT_FALSE(d.start());
+  EXPECT_THAT(d.log(), HasSubstr("members.json is unreadable"));
+  EXPECT_TRUE(kept_aside("members.json"));
+  EXPECT_TRUE(std::filesystem::exists(state_ / "state.json"));
+}
+
 TEST(ServiceRestart, CleanupOnExitReturnsMembersAndTearsDown) {
   TempDir d;
   Child sleeper;
