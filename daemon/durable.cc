@@ -21,6 +21,7 @@
 #include <spdlog/spdlog.h>
 
 #include "engine.h"
+#include "gang.h"
 
 namespace usched::daemon {
 namespace {
@@ -72,6 +73,7 @@ v1::StateFile Engine::snapshot() const {
       }
     }
   });
+  if (gangs_) gangs_->save(f);
   return f;
 }
 

@@ -740,6 +740,7 @@ Status Engine::load_state(const std::string& text) {
   }
   (void)adopt_members(f.members());  // files from before members.json
   if (Status s = load_members(f.boot_id()); !s) return s;
+  if (gangs_) gangs_->load(f);  // gangs and their members that were adopted (gang.cc)
   spdlog::info("state: re-created {} schedulers", created);
   return Status::ok();
 }

@@ -11,13 +11,31 @@ Result<v1::Gang> Engine::create_gang(const Caller& c, const v1::GangSpec& spec) 
   const Entity* e = tree_->find(spec.scheduler());
   if (!e || e->is_root()) return not_found("no scheduler named '" + spec.scheduler() + "'");
   if (Status s = check_below(c, *e, "create gangs in " + spec.scheduler()); !s) return s;
-  return gangs_->create(spec);
+  const v1::StateFile before = snapshot();
+  auto g = gangs_->create(spec);
+  if (!g) return g;
+  // Durable before the answer; a new gang is empty, so no kernel group
+  // exists yet and taking it back leaves nothing behind.
+  if (Status s = commit(before); !s) {
+    gangs_->undo_create(spec.scheduler(), spec.name());
+    return s;
+  }
+  return g;
 }
 
 Status Engine::destroy_gang(const Caller& c, const std::string& sched, const std::string& gang) {
   const Entity* e = tree_->find(sched);
   if (!e || e->is_root()) return not_found("no scheduler named '" + sched + "'");
   if (Status s = check_below(c, *e, "destroy gangs in " + sched); !s) return s;
+  // The state without the gang is written first; only then does the gang
+  // go (its freezer group thawed and removed). A failed write changes
+  // nothing.
+  if (Status s = gangs_->stage_destroy(sched, gang, true); !s) return s;
+  const v1::StateFile before = snapshot();
+  if (Status s = commit(before); !s) {
+    (void)gangs_->stage_destroy(sched, gang, false);
+    return s;
+  }
   // Members stay bound to the scheduler; only the gang goes.
   return gangs_->destroy(sched, gang);
 }
@@ -30,6 +48,7 @@ Result<v1::Gang> Engine::add_gang_member(const Caller& c, const v1::AddGangMembe
                      r.scheduler() + "/" + r.name() + "`)");
   }
   const MemberKey key{r.pid(), r.tid()};
+  const bool already = gangs_->gang_of(r.scheduler(), key) == r.name();
   bool bound_here = false;
   if (tree_->entity_of(key) != e) {
     v1::BindRequest b;
@@ -46,8 +65,43 @@ Result<v1::Gang> Engine::add_gang_member(const Caller& c, const v1::AddGangMembe
   }
   const Member* m = tree_->member(key);
   if (!m) return internal("pid " + std::to_string(key.pid) + " vanished while joining the gang");
+  // Nothing half-done: a member bound only for this gang is unbound again
+  // when the gang does not take it.
+  auto undo_bind = [&] {
+    if (!bound_here) return;
+    if (unbind(c, key.pid, key.tid)) return;
+    // The unbind's own write failed too (the state disk is full): take it
+    // back in memory and in the kernel all the same; its bind, already on
+    // disk, is rewritten by the next write that succeeds.
+    if (const Member* bm = tree_->member(key); bm) {
+      const Member copy = *bm;
+      (void)tree_->unbind(key);
+      release(copy);
+    }
+  };
   auto g = gangs_->add_member(r.scheduler(), r.name(), key, m->start_time);
-  if (!g && bound_here) (void)unbind(c, key.pid, key.tid);  // nothing half-done
+  if (!g) {
+    undo_bind();
+    return g;
+  }
+  if (already) return g;
+  // The member is in the gang's freezer group now: when its state cannot
+  // be written it leaves the group again, so the RPC fails with nothing
+  // changed.
+  const v1::StateFile before = snapshot();
+  if (Status s = commit(before); !s) {
+    (void)gangs_->remove_member(r.scheduler(), r.name(), key);
+    if (bound_here) {
+      undo_bind();
+    } else if (auto it = tracked_.find(key); it != tracked_.end()) {
+      // Back on the scheduler's CPUs, as before the gang pinned its threads.
+      it->second.placed_cpus.clear();
+      if (const Entity* now = tree_->entity_of(key); now) {
+        (void)place_member(now->members().at(key), *now, it->second);
+      }
+    }
+    return s;
+  }
   return g;
 }
 
@@ -58,6 +112,13 @@ Status Engine::remove_gang_member(const Caller& c, const v1::RemoveGangMemberReq
   if (const Member* m = tree_->member(key); m) {
     if (Status s = check_bind(c, *e, m->uid); !s) return s;
   } else if (Status s = check_below(c, *e, "change gangs in " + r.scheduler()); !s) {
+    return s;
+  }
+  // Written without the member first; then it leaves the freezer group.
+  if (Status s = gangs_->stage_remove(r.scheduler(), r.name(), key, true); !s) return s;
+  const v1::StateFile before = snapshot();
+  if (Status s = commit(before); !s) {
+    (void)gangs_->stage_remove(r.scheduler(), r.name(), key, false);
     return s;
   }
   if (Status s = gangs_->remove_member(r.scheduler(), r.name(), key); !s) return s;

@@ -88,6 +88,7 @@ Result<v1::Gang> Gangs::create(const v1::GangSpec& spec) {
   }
   (void)s->matrix.set_active(spec.name(), false);  // an empty gang takes no slot
   Gang& g = s->gangs[spec.name()];
+  g.order = next_order_++;
   g.width = width;
   g.quantum_ms = quantum;
   g.since = g.last_sample = Clock::now();
@@ -103,9 +104,11 @@ Status Gangs::destroy(const std::string& entity, const std::string& gang) {
   if (Status st = glue_.remove_gang(entity, gang); !st) {
     spdlog::warn("removing the freezer group of gang {}: {}", label(entity, gang), st.message());
   }
+  retire(entity, *s, gang);
   s->gangs.erase(gang);
   (void)s->matrix.remove(gang);
   if (s->gangs.empty()) {
+    retire_all(entity, *s);
     s->epoch++;
     s->timer.cancel();
     scheds_.erase(entity);
@@ -113,6 +116,39 @@ Status Gangs::destroy(const std::string& entity, const std::string& gang) {
     repack(entity, *s);
   }
   spdlog::info("gang {} destroyed", label(entity, gang));
+  return Status::ok();
+}
+
+void Gangs::undo_create(const std::string& entity, const std::string& gang) {
+  Sched* s = find(entity);
+  if (!s || !s->gangs.count(gang)) return;
+  s->gangs.erase(gang);
+  (void)s->matrix.remove(gang);
+  if (s->gangs.empty()) {
+    s->epoch++;
+    s->timer.cancel();
+    scheds_.erase(entity);
+  }
+  spdlog::info("gang {}: not created (the state could not be written)", label(entity, gang));
+}
+
+Status Gangs::stage_destroy(const std::string& entity, const std::string& gang, bool staged) {
+  Sched* s = find(entity);
+  if (!s || !s->gangs.count(gang)) return not_found("no gang " + label(entity, gang));
+  s->gangs.at(gang).staged_out = staged;
+  return Status::ok();
+}
+
+Status Gangs::stage_remove(const std::string& entity, const std::string& gang, MemberKey key, bool staged) {
+  Sched* s = find(entity);
+  if (!s || !s->gangs.count(gang)) return not_found("no gang " + label(entity, gang));
+  Gang& g = s->gangs.at(gang);
+  auto it = g.members.find(key);
+  if (it == g.members.end()) {
+    return not_found("pid " + std::to_string(key.pid) + (key.tid ? " tid " + std::to_string(key.tid) : "") +
+                     " is not in gang " + label(entity, gang));
+  }
+  it->second.staged_out = staged;
   return Status::ok();
 }
 
@@ -468,6 +504,14 @@ void Gangs::replaced(MemberKey key) {
   for (auto& [en, s] : scheds_) {
     for (auto& [name, g] : s->gangs) {
       if (!g.members.count(key)) continue;
+      // v2: the move into "<entity>/@members" took the process out of
+      // "<entity>/gang:<G>"; back in (frozen with the gang if it is). The
+      // v1 freezer is a hierarchy of its own: a cpuset move leaves it be.
+      if (glue_.kind() == glue::Kind::kCgroupV2) {
+        if (Status st = glue_.join_gang(en, name, key.pid, key.tid); !st) {
+          spdlog::warn("gang {}: pid {} back into the freezer group: {}", label(en, name), key.pid, st.message());
+        }
+      }
       for (auto& [tid, t] : g.members.at(key).threads) place_thread(en, *s, name, key, tid, t);
     }
   }
@@ -496,6 +540,7 @@ void Gangs::poll() {
     for (auto& [name, g] : s->gangs) {
       if (Status st = glue_.remove_gang(en, name); !st) spdlog::warn("gang {}: {}", label(en, name), st.message());
     }
+    retire_all(en, *s);
     s->epoch++;
     s->timer.cancel();
     scheds_.erase(en);
@@ -505,6 +550,119 @@ void Gangs::poll() {
   poll_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) poll();
   });
+}
+
+// ---- durability ------------------------------------------------------------------
+
+void Gangs::save(v1::StateFile& f) const {
+  for (auto& [en, s] : scheds_) {
+    if (!tree_ || !tree_->find(en)) continue;  // its scheduler is being destroyed
+    std::vector<std::pair<uint64_t, std::string>> order;
+    for (auto& [name, g] : s->gangs)
+      if (!g.staged_out) order.emplace_back(g.order, name);
+    std::sort(order.begin(), order.end());
+    for (auto& [o, name] : order) {
+      const Gang& g = s->gangs.at(name);
+      auto* sg = f.add_gangs();
+      sg->set_scheduler(en);
+      sg->set_name(name);
+      sg->set_quantum_ms(g.quantum_ms);
+      sg->set_width(g.width);
+      sg->set_policy(s->policy_name);
+      for (auto& [key, m] : g.members) {
+        if (m.staged_out) continue;
+        // Only a member the file also binds here: the gang never claims
+        // a task the tree has let go (unbound, exited, moved elsewhere).
+        const Entity* e = tree_->entity_of(key);
+        const Member* tm = tree_->member(key);
+        if (!e || e->name() != en || !tm || tm->start_time != m.start_time) continue;
+        auto* sm = sg->add_members();
+        sm->set_pid(key.pid);
+        sm->set_tid(key.tid);
+        sm->set_start_time(m.start_time);
+      }
+    }
+  }
+}
+
+void Gangs::load(const v1::StateFile& f) {
+  int gangs = 0, joined = 0, gone = 0;
+  for (const auto& sg : f.gangs()) {
+    const std::string what = label(sg.scheduler(), sg.name());
+    if (!tree_->find(sg.scheduler())) {
+      spdlog::error("state: cannot re-create gang {}: its scheduler {} was not re-created", what, sg.scheduler());
+      continue;
+    }
+    v1::GangSpec spec;
+    spec.set_scheduler(sg.scheduler());
+    spec.set_name(sg.name());
+    spec.set_quantum_ms(sg.quantum_ms());
+    spec.set_width(sg.width());
+    spec.set_policy(sg.policy());
+    auto g = create(spec);
+    if (!g) {
+      // The machine changed under the state (fewer CPUs than the width):
+      // say so loudly and go on, as for schedulers.
+      spdlog::error("state: cannot re-create gang {}: {}", what, g.status().message());
+      continue;
+    }
+    ++gangs;
+    for (const auto& sm : sg.members()) {
+      const MemberKey key{sm.pid(), sm.tid()};
+      const Entity* e = tree_->entity_of(key);
+      const Member* tm = tree_->member(key);
+      if (!e || e->name() != sg.scheduler() || !tm || tm->start_time != sm.start_time()) {
+        ++gone;
+        spdlog::info("state: pid {} tid {} of gang {} is gone", key.pid, key.tid, what);
+        continue;
+      }
+      // Back into the gang's freezer group (it may still be there: the
+      // groups outlive us, and start-up thawed them all).
+      if (auto r = add_member(sg.scheduler(), sg.name(), key, tm->start_time); !r) {
+        ++gone;
+        spdlog::error("state: pid {} tid {} cannot rejoin gang {}: {}; it stays bound to {} outside the gang",
+                      key.pid, key.tid, what, r.status().message(), sg.scheduler());
+        continue;
+      }
+      ++joined;
+    }
+  }
+  if (f.gangs_size() > 0) {
+    spdlog::info("state: re-created {} gangs, {} members rejoined, {} gone", gangs, joined, gone);
+  }
+}
+
+// ---- totals --------------------------------------------------------------------
+
+int64_t Gangs::frozen_us_now(const Gang& g, Clock::time_point now) {
+  return g.stats.frozen_us + (g.frozen ? us_between(g.since, now) : 0);
+}
+
+void Gangs::retire(const std::string& entity, const Sched& s, const std::string& gang) {
+  auto it = s.gangs.find(gang);
+  if (it == s.gangs.end()) return;
+  retired_[entity].frozen_us += static_cast<uint64_t>(std::max<int64_t>(0, frozen_us_now(it->second, Clock::now())));
+}
+
+void Gangs::retire_all(const std::string& entity, const Sched& s) {
+  for (auto& [name, g] : s.gangs) retire(entity, s, name);
+  retired_[entity].switches += s.rotations;
+}
+
+Gangs::Totals Gangs::totals(const std::string& entity) const {
+  Totals t;
+  if (auto it = retired_.find(entity); it != retired_.end()) {
+    t.switches = it->second.switches;
+    t.frozen_us = it->second.frozen_us;
+  }
+  const Sched* s = find(entity);
+  if (!s) return t;
+  const auto now = Clock::now();
+  t.gangs = static_cast<int>(s->gangs.size());
+  t.slots = s->matrix.rows();
+  t.switches += s->rotations;
+  for (auto& [name, g] : s->gangs) t.frozen_us += static_cast<uint64_t>(std::max<int64_t>(0, frozen_us_now(g, now)));
+  return t;
 }
 
 void Gangs::thaw_everything() {

@@ -25,6 +25,7 @@
 #include "usched/glue/glue.h"
 #include "usched/glue/proc.h"
 #include "usched/tree.h"
+#include "usched/v1/state.pb.h"
 #include "usched/v1/usched.pb.h"
 
 namespace usched::daemon {
@@ -54,8 +55,44 @@ class Gangs {
   std::string gang_of(const std::string& entity, MemberKey key) const;
 
   // The engine moved or re-placed a member (a cgroup move resets affinity):
-  // spread its threads again.
+  // spread its threads again. On cgroup v2 the move into the entity's
+  // "@members" group also took the process out of its gang's freezer
+  // group (a sibling): it joins the gang again.
   void replaced(MemberKey key);
+
+  // ---- durability (the engine writes the state before an RPC answers) ----
+  // Adds every gang to the state file: spec and members. A gang whose
+  // scheduler has left the tree, a member no longer bound to the gang's
+  // scheduler (or bound anew: another start time), and what is staged to
+  // go (below) are left out, so the file always agrees with its members.
+  void save(v1::StateFile& f) const;
+  // At start-up, once the schedulers exist and the members still alive are
+  // adopted: re-creates the gangs and re-adds (re-joins to the freezer
+  // group) the members that are still bound to the gang's scheduler with
+  // the same start time. What cannot be re-created is logged and left
+  // out; start-up goes on.
+  void load(const v1::StateFile& f);
+  // Staging for a write that must come before the change: a gang or a
+  // member marked here is left out of save() while it still runs, so the
+  // state can be written first and the change made only once it is
+  // durable; unmark when the write failed. NOT_FOUND as destroy and
+  // remove_member say it.
+  Status stage_destroy(const std::string& entity, const std::string& gang, bool staged);
+  Status stage_remove(const std::string& entity, const std::string& gang, MemberKey key, bool staged);
+  // Takes back a create whose state could not be written: the gang is
+  // empty, so no kernel group exists yet; nothing is logged as destroyed.
+  void undo_create(const std::string& entity, const std::string& gang);
+
+  // Per-scheduler figures for GetStats (`usched top`, metrics). The
+  // counters include gangs destroyed since uschedd started, so they never
+  // go down while it runs.
+  struct Totals {
+    int gangs = 0;             // gangs now
+    int slots = 0;             // rows (time slots) of the matrix now
+    uint64_t switches = 0;     // row switches: rotations of the matrix
+    uint64_t frozen_us = 0;    // time the gangs spent frozen, ongoing included
+  };
+  Totals totals(const std::string& entity) const;
   // Thaws everything and stops the timers; idempotent.
   void stop();
 
@@ -67,6 +104,7 @@ class Gangs {
   };
   struct GangMember {
     uint64_t start_time = 0;
+    bool staged_out = false;  // stage_remove(): left out of save()
     std::map<int, Thread> threads;  // by tid
   };
   struct Stats {
@@ -78,6 +116,8 @@ class Gangs {
     int64_t cpu_us_quantum = 0;  // CPU used since the current quantum began (bsd4 charge)
   };
   struct Gang {
+    uint64_t order = 0;       // creation order: the matrix packs in it, save() keeps it
+    bool staged_out = false;  // stage_destroy(): left out of save()
     int width = 0;
     int quantum_ms = kDefaultQuantumMs;
     std::map<MemberKey, GangMember> members;
@@ -115,6 +155,11 @@ class Gangs {
                     int tid, Thread& t);
   void poll();
   void thaw_everything();
+  // Frozen time of a gang so far, the ongoing frozen period included.
+  static int64_t frozen_us_now(const Gang& g, Clock::time_point now);
+  // A gang or a whole scheduler leaves: its counters go to retired_.
+  void retire(const std::string& entity, const Sched& s, const std::string& gang);
+  void retire_all(const std::string& entity, const Sched& s);
   // SCHED_RR for the strand's thread, once the first gang exists.
   void raise_priority();
   static constexpr int kStrandRtPriority = 30;
@@ -125,6 +170,14 @@ class Gangs {
   const glue::ProcFs& proc_;
   const std::unique_ptr<Tree>& tree_;
   std::map<std::string, std::unique_ptr<Sched>> scheds_;  // by entity
+  uint64_t next_order_ = 1;
+  // Counters of gangs (and rotations of matrices) that are gone, by entity
+  // name, so the per-scheduler totals stay monotonic.
+  struct Retired {
+    uint64_t switches = 0;
+    uint64_t frozen_us = 0;
+  };
+  std::map<std::string, Retired> retired_;
   asio::steady_timer poll_timer_;
   bool stopped_ = false;
 };

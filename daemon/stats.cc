@@ -54,9 +54,16 @@ v1::GetStatsResponse Engine::stats() {
     s->set_vcpus(e.vcpu_count());
     const v1::Scheduler p = to_proto(e);
     s->set_effective_class(p.effective_class());
-    // Gangs hook: once the engine keeps gang matrices, fill gangs,
-    // gang_slots, gang_switches and frozen_us here from the entity's
-    // matrix; `usched top` and the metrics endpoint already show them.
+    // Gangs: how many, the time slots (rows) of the entity's matrix, and
+    // the co-scheduler's counters (row switches, time frozen), which count
+    // destroyed gangs too so they never go down.
+    if (gangs_) {
+      const Gangs::Totals g = gangs_->totals(e.name());
+      s->set_gangs(g.gangs);
+      s->set_gang_slots(g.slots);
+      s->set_gang_switches(g.switches);
+      s->set_frozen_us(g.frozen_us);
+    }
   });
   return resp;
 }

@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "support/harness.h"
+#include "usched/client.h"
 
 namespace usched::test {
 namespace {
@@ -311,6 +312,67 @@ TEST_F(GangKernel, SigkillOfAMemberAndSigtermOfTheDaemonLeaveNothingFrozen) {
   const auto w = b_->workers();
   const uint64_t before = run_ns(b_->pid(), w[0]);
   ASSERT_TRUE(eventually([&] { return run_ns(b_->pid(), w[0]) > before + 20'000'000; }));
+}
+
+TEST_F(GangKernel, AfterASigkillAndARestartTheGangsTakeTurnsAgain) {
+  start_two_gangs(10);
+  const std::string ga = kFreezer + "/" + top_ + "/REAL/gang:a", gb = kFreezer + "/" + top_ + "/REAL/gang:b";
+  ASSERT_TRUE(eventually([&] {
+    for (auto& [d, s] : freezer_states(top_))
+      if (s == "FROZEN") return true;
+    return false;
+  }));
+  // Killed mid-rotation: one gang may well be left frozen in the kernel.
+  EXPECT_EQ(daemon_->stop(SIGKILL), -SIGKILL);
+  daemon_ = std::make_unique<Daemon>(
+      std::vector<std::string>{"--cgroup-top", top_, "--no-config", "--log-level", "debug"}, state_.path());
+  ASSERT_TRUE(daemon_->start()) << daemon_->log();
+
+  // The gangs and their members are back, as the user sees them.
+  auto c = Client::connect(daemon_->socket(), 5s);
+  ASSERT_TRUE(c.is_ok()) << c.status().message();
+  auto l = (*c)->list_gangs("REAL");
+  ASSERT_TRUE(l.is_ok()) << l.status().message();
+  ASSERT_EQ(l->gangs_size(), 2) << daemon_->log();
+  for (const auto& g : l->gangs()) {
+    ASSERT_EQ(g.members_size(), 1) << g.spec().name();
+    EXPECT_EQ(g.members(0).pid(), g.spec().name() == "a" ? a_->pid() : b_->pid());
+  }
+  // Each member is in its gang's freezer group...
+  EXPECT_THAT(read_file(ga + "/cgroup.procs"), HasSubstr(std::to_string(a_->pid())));
+  EXPECT_THAT(read_file(gb + "/cgroup.procs"), HasSubstr(std::to_string(b_->pid())));
+  // ...and the gangs take turns again: each is seen frozen while the other
+  // runs (a daemon that forgot them would thaw both and never freeze).
+  bool a_frozen = false, b_frozen = false;
+  ASSERT_TRUE(eventually([&] {
+    auto st = freezer_states(top_);
+    if (st[ga] == "FROZEN" && st[gb] == "THAWED") a_frozen = true;
+    if (st[gb] == "FROZEN" && st[ga] == "THAWED") b_frozen = true;
+    return a_frozen && b_frozen;
+  })) << "a frozen " << a_frozen << ", b frozen " << b_frozen;
+  // Each gang's two workers are spread one per CPU again.
+  for (auto* s : {a_.get(), b_.get()}) {
+    EXPECT_TRUE(eventually([&] {
+      auto w = s->workers();
+      return w.size() == 2 && allowed(s->pid(), w[0]) != allowed(s->pid(), w[1]);
+    })) << "workers of pid " << s->pid() << " not spread";
+  }
+  Overlap o = sample(*a_, *b_, 5ms, 1s);
+  EXPECT_GT(o.a_ran, o.intervals / 5);
+  EXPECT_GT(o.b_ran, o.intervals / 5);
+  EXPECT_LT(o.both_gangs, o.intervals / 5) << "intervals " << o.intervals << " with both gangs " << o.both_gangs;
+
+  // A clean stop leaves nothing frozen, and the workers run again.
+  EXPECT_EQ(daemon_->stop(SIGTERM), 0);
+  auto st = freezer_states(top_);
+  EXPECT_FALSE(st.empty());
+  for (auto& [d, s] : st) EXPECT_EQ(s, "THAWED") << d;
+  for (auto* s : {a_.get(), b_.get()}) {
+    const auto w = s->workers();
+    ASSERT_FALSE(w.empty());
+    const uint64_t before = run_ns(s->pid(), w[0]);
+    EXPECT_TRUE(eventually([&] { return run_ns(s->pid(), w[0]) > before + 20'000'000; })) << s->pid();
+  }
 }
 
 TEST_F(GangKernel, UschedRunGangPutsTwoWorkingThreadsOnTwoCpus) {

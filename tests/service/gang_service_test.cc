@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <thread>
 
 #include "support/harness.h"
@@ -149,6 +151,143 @@ TEST_F(GangService, JoinGangBindsTheCallingThread) {
   EXPECT_THAT(read_file(log_), HasSubstr("join_gang NORM/vm pid=" + std::to_string(::getpid()) +
                                          " tid=" + std::to_string(tid)));
   EXPECT_EQ(join_gang(*c, "NORM").status().code(), Code::kInvalidArgument);
+}
+
+// A failed state write (the temporary file cannot be opened: a directory
+// sits at its path) makes every gang RPC fail naming the path, with the
+// gangs, the members and the freezer groups as they were.
+TEST_F(GangService, WhenTheStateCannotBeWrittenGangRpcsFailWithNothingChanged) {
+  Child a, b;
+  ASSERT_EQ(cli({"gang", "create", "NORM/g"}).exit_code, 0);
+  ASSERT_EQ(cli({"gang", "add", "NORM/g", "--pid", std::to_string(a.pid())}).exit_code, 0);
+  const std::string blocker = daemon_->state_dir() + "/state.json.tmp";
+  ASSERT_TRUE(std::filesystem::create_directory(blocker));
+
+  auto r = cli({"gang", "create", "NORM/h"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr(blocker));
+  r = cli({"gang", "add", "NORM/g", "--pid", std::to_string(b.pid())});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr(blocker));
+  // b joined the freezer group only to leave it again, and is not left
+  // bound to NORM either (it was bound for the gang).
+  EXPECT_THAT(read_file(log_), HasSubstr("leave_gang NORM/g pid=" + std::to_string(b.pid())));
+  r = cli({"gang", "remove", "NORM/g", "--pid", std::to_string(a.pid())});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr(blocker));
+  EXPECT_THAT(read_file(log_), Not(HasSubstr("leave_gang NORM/g pid=" + std::to_string(a.pid()))));
+  r = cli({"gang", "destroy", "NORM/g"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr(blocker));
+  EXPECT_THAT(read_file(log_), Not(HasSubstr("remove_gang NORM/g")));
+
+  auto c = client();
+  auto l = c->list_gangs("NORM");
+  ASSERT_TRUE(l.is_ok());
+  ASSERT_EQ(l->gangs_size(), 1);
+  EXPECT_EQ(l->gangs(0).spec().name(), "g");
+  ASSERT_EQ(l->gangs(0).members_size(), 1);
+  EXPECT_EQ(l->gangs(0).members(0).pid(), a.pid());
+  EXPECT_THAT(cli({"show", "NORM"}).out, Not(HasSubstr(std::to_string(b.pid()))));
+
+  // Room again: the same requests succeed.
+  std::filesystem::remove(blocker);
+  EXPECT_EQ(cli({"gang", "create", "NORM/h"}).exit_code, 0);
+  EXPECT_EQ(cli({"gang", "add", "NORM/g", "--pid", std::to_string(b.pid())}).exit_code, 0);
+  EXPECT_EQ(cli({"gang", "destroy", "NORM/g"}).exit_code, 0);
+}
+
+// Restarting with the same state directory, as an operator's crash would.
+class GangRestart : public ::testing::Test {
+ protected:
+  std::unique_ptr<Daemon> start(const std::string& fake_log) {
+    auto d = std::make_unique<Daemon>(
+        std::vector<std::string>{"--glue", "fake", "--fake-cpus", "0-1", "--fake-log", fake_log, "--no-config"},
+        state_.path());
+    EXPECT_TRUE(d->start()) << d->log();
+    return d;
+  }
+  static const v1::Gang* find(const v1::ListGangsResponse& l, const std::string& name) {
+    for (const auto& g : l.gangs())
+      if (g.spec().name() == name) return &g;
+    return nullptr;
+  }
+  static std::vector<int> pids(const v1::Gang& g) {
+    std::vector<int> out;
+    for (const auto& m : g.members()) out.push_back(m.pid());
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  TempDir state_, logs_;
+};
+
+TEST_F(GangRestart, GangsAndTheirMembersSurviveASigkillAndTheDeadLeave) {
+  Child a, b, c;
+  {
+    auto d = start(logs_ / "fake1.log");
+    ASSERT_TRUE(d && d->pid() > 0);
+    auto r = d->cli({"gang", "create", "NORM/vm", "--quantum", "7", "--width", "1", "--policy", "bsd4"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ASSERT_EQ(d->cli({"gang", "create", "NORM/other", "--width", "1"}).exit_code, 0);
+    ASSERT_EQ(d->cli({"gang", "create", "NORM/gone"}).exit_code, 0);
+    for (pid_t p : {a.pid(), b.pid()}) {
+      r = d->cli({"gang", "add", "NORM/vm", "--pid", std::to_string(p)});
+      ASSERT_EQ(r.exit_code, 0) << r.err;
+    }
+    ASSERT_EQ(d->cli({"gang", "add", "NORM/other", "--pid", std::to_string(c.pid())}).exit_code, 0);
+    ASSERT_EQ(d->cli({"gang", "destroy", "NORM/gone"}).exit_code, 0);
+    EXPECT_EQ(d->stop(SIGKILL), -SIGKILL);
+  }
+  const int dead = b.pid();
+  b.kill();  // dies while no daemon runs
+
+  const std::string log2 = logs_ / "fake2.log";
+  auto d = start(log2);
+  ASSERT_TRUE(d && d->pid() > 0);
+  auto cl = Client::connect(d->socket(), 5s);
+  ASSERT_TRUE(cl.is_ok()) << cl.status().message();
+  auto l = (*cl)->list_gangs("NORM");
+  ASSERT_TRUE(l.is_ok()) << l.status().message();
+  EXPECT_EQ(l->gangs_size(), 2) << d->cli({"gang", "list"}).out;
+  EXPECT_FALSE(find(*l, "gone"));
+  const v1::Gang* vm = find(*l, "vm");
+  ASSERT_TRUE(vm) << d->log();
+  EXPECT_EQ(vm->spec().quantum_ms(), 7);
+  EXPECT_EQ(vm->spec().width(), 1);
+  EXPECT_EQ(vm->spec().policy(), "bsd4");
+  EXPECT_EQ(pids(*vm), std::vector<int>{a.pid()});
+  const v1::Gang* other = find(*l, "other");
+  ASSERT_TRUE(other);
+  EXPECT_EQ(pids(*other), std::vector<int>{c.pid()});
+  // Two width-1 gangs fit side by side: one row, nothing frozen.
+  ASSERT_EQ(l->schedulers_size(), 1);
+  EXPECT_EQ(l->schedulers(0).rows(), 1);
+  EXPECT_FALSE(vm->frozen());
+  // Back in their freezer groups through the glue, the dead one not.
+  const std::string fake = read_file(log2);
+  EXPECT_THAT(fake, HasSubstr("join_gang NORM/vm pid=" + std::to_string(a.pid())));
+  EXPECT_THAT(fake, HasSubstr("join_gang NORM/other pid=" + std::to_string(c.pid())));
+  EXPECT_THAT(fake, Not(HasSubstr("pid=" + std::to_string(dead) + " ")));
+  EXPECT_THAT(d->log(), HasSubstr("pid " + std::to_string(dead) + " tid 0 of gang NORM/vm is gone"));
+  // What a user types shows the same.
+  auto r = d->cli({"gang", "list"});
+  EXPECT_THAT(r.out, HasSubstr("NORM/vm"));
+  EXPECT_THAT(r.out, HasSubstr("policy bsd4"));
+  EXPECT_THAT(d->cli({"show", "NORM"}).out, HasSubstr("NORM/vm"));
+
+  // Changes after the restart are durable too: a clean stop and start.
+  ASSERT_EQ(d->cli({"gang", "remove", "NORM/vm", "--pid", std::to_string(a.pid())}).exit_code, 0);
+  EXPECT_EQ(d->stop(SIGTERM), 0);
+  d = start(logs_ / "fake3.log");
+  ASSERT_TRUE(d && d->pid() > 0);
+  cl = Client::connect(d->socket(), 5s);
+  ASSERT_TRUE(cl.is_ok());
+  l = (*cl)->list_gangs("NORM");
+  ASSERT_TRUE(l.is_ok());
+  ASSERT_TRUE(find(*l, "vm"));
+  EXPECT_TRUE(pids(*find(*l, "vm")).empty());
+  ASSERT_TRUE(find(*l, "other"));
+  EXPECT_EQ(pids(*find(*l, "other")), std::vector<int>{c.pid()});
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <sys/un.h>
 
 #include "support/harness.h"
+#include "usched/client.h"
 
 namespace usched::test {
 namespace {
@@ -189,6 +190,90 @@ TEST(Stats, CpuTimeOfABusyMemberIsCountedToItsScheduler) {
         return at != std::string::npos && r.out.compare(at + 29, 2, "0\"") != 0;
       },
       10s));
+}
+
+// The value of a metric line `name{scheduler="S"} V`, -1 when absent.
+double metric(const std::string& body, const std::string& name, const std::string& sched) {
+  const std::string key = name + "{scheduler=\"" + sched + "\"} ";
+  const auto at = body.find(key);
+  if (at == std::string::npos) return -1;
+  return std::stod(body.substr(at + key.size()));
+}
+
+const v1::SchedulerStats* stats_of(const v1::GetStatsResponse& r, const std::string& name) {
+  for (const auto& s : r.schedulers())
+    if (s.name() == name) return &s;
+  return nullptr;
+}
+
+// Two full-width gangs cannot run side by side: they take turns, and the
+// operator sees it in GetStats, `usched top` and the metrics endpoint.
+TEST(Stats, TwoGangsTakingTurnsShowSwitchesAndFrozenTime) {
+  TempDir t;
+  const std::string sock = t / "metrics.sock";
+  Daemon d(fake({"--metrics", "unix:" + sock}));
+  ASSERT_TRUE(d.start()) << d.log();
+  Child a, b;
+  for (const char* g : {"a", "b"}) {
+    auto r = d.cli({"gang", "create", std::string("NORM/") + g, "--quantum", "5"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  ASSERT_EQ(d.cli({"gang", "add", "NORM/a", "--pid", std::to_string(a.pid())}).exit_code, 0);
+  ASSERT_EQ(d.cli({"gang", "add", "NORM/b", "--pid", std::to_string(b.pid())}).exit_code, 0);
+  auto c = Client::connect(d.socket(), 5s);
+  ASSERT_TRUE(c.is_ok()) << c.status().message();
+  v1::GetStatsResponse st;
+  // 5 ms quanta: a dozen switches and some frozen time come quickly.
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto r = (*c)->stats();
+        if (!r.is_ok()) return false;
+        st = *r;
+        const auto* n = stats_of(st, "NORM");
+        return n && n->gang_switches() >= 10 && n->frozen_us() >= 10000;
+      },
+      10s))
+      << st.DebugString();
+  const auto* norm = stats_of(st, "NORM");
+  EXPECT_EQ(norm->gangs(), 2);
+  EXPECT_EQ(norm->gang_slots(), 2);
+  // Schedulers without gangs stay at zero.
+  ASSERT_TRUE(stats_of(st, "IDLE"));
+  EXPECT_EQ(stats_of(st, "IDLE")->gangs(), 0);
+  EXPECT_EQ(stats_of(st, "IDLE")->gang_switches(), 0u);
+  EXPECT_EQ(stats_of(st, "IDLE")->frozen_us(), 0u);
+
+  // `usched top`: 2 gangs in 2 slots on NORM's line.
+  auto top = d.cli({"top", "--iterations", "1"});
+  ASSERT_EQ(top.exit_code, 0) << top.err;
+  std::istringstream lines(top.out);
+  std::string line, norm_line;
+  while (std::getline(lines, line))
+    if (line.rfind("NORM ", 0) == 0) norm_line = line;
+  EXPECT_THAT(norm_line, HasSubstr(" 2/2 ")) << top.out;
+
+  // Metrics: both counters above zero and growing.
+  const std::string body = http_get_unix(sock);
+  const double switches = metric(body, "usched_scheduler_gang_switches_total", "NORM");
+  const double frozen = metric(body, "usched_scheduler_gang_frozen_seconds_total", "NORM");
+  EXPECT_GE(switches, static_cast<double>(norm->gang_switches())) << body;
+  EXPECT_GT(frozen, 0.0) << body;
+  EXPECT_EQ(metric(body, "usched_scheduler_gang_switches_total", "IDLE"), 0.0) << body;
+  EXPECT_TRUE(eventually([&] {
+    const std::string later = http_get_unix(sock);
+    return metric(later, "usched_scheduler_gang_switches_total", "NORM") > switches &&
+           metric(later, "usched_scheduler_gang_frozen_seconds_total", "NORM") > frozen;
+  }));
+
+  // Destroying a gang does not make the counters go back.
+  const uint64_t before = stats_of(*(*c)->stats(), "NORM")->gang_switches();
+  ASSERT_EQ(d.cli({"gang", "destroy", "NORM/b"}).exit_code, 0);
+  ASSERT_EQ(d.cli({"gang", "destroy", "NORM/a"}).exit_code, 0);
+  auto after = (*c)->stats();
+  ASSERT_TRUE(after.is_ok());
+  EXPECT_EQ(stats_of(*after, "NORM")->gangs(), 0);
+  EXPECT_GE(stats_of(*after, "NORM")->gang_switches(), before);
+  EXPECT_GE(stats_of(*after, "NORM")->frozen_us(), norm->frozen_us());
 }
 
 // ---- a real terminal -------------------------------------------------------
