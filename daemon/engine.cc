@@ -399,6 +399,7 @@ Result<v1::BindResponse> Engine::bind(const Caller& c, const v1::BindRequest& r)
 
   Tracked& t = tracked_[key];
   if (fresh) {
+    released_while_moving_.erase(key);  // bound again: the tree decides now
     t.origin = origin;
     t.generation = next_generation_++;
   }
@@ -472,6 +473,9 @@ void Engine::release(const Member& m) {
   if (Status s = glue_->restore(m.key.pid, m.key.tid, it->second.origin); !s) {
     spdlog::warn("returning {}: {}", member_label(m.key), s.message());
   }
+  // A cgroup move still on its way would put it back into the group (and
+  // the group's CPUs): return it once more when that move is done.
+  if (it->second.moving) released_while_moving_[m.key] = it->second.origin;
   tracked_.erase(it);
 }
 
@@ -538,7 +542,15 @@ void Engine::join_later(const Member& m, const Entity& e) {
     asio::post(io_, [this, key, name, cls = s.cls.cls, st] {
       if (stopping_) return;
       auto it = tracked_.find(key);
-      if (it == tracked_.end()) return;
+      if (it == tracked_.end()) {
+        if (auto r = released_while_moving_.find(key); r != released_while_moving_.end()) {
+          if (Status s = glue_->restore(key.pid, key.tid, r->second); !s) {
+            spdlog::warn("returning {} after a late cgroup move: {}", member_label(key), s.message());
+          }
+          released_while_moving_.erase(r);
+        }
+        return;
+      }
       it->second.moving = false;
       if (!st) spdlog::warn("moving {} into the cgroup of {}: {}", member_label(key), name, st.message());
       const Entity* e = tree_->entity_of(key);

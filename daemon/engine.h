@@ -174,6 +174,9 @@ class Engine {
   glue::ProcFs proc_;
   std::unique_ptr<Tree> tree_;
   std::map<MemberKey, Tracked> tracked_;
+  // Members released while their cgroup move was queued: where to return
+  // them once more when the move has run (join_later).
+  std::map<MemberKey, glue::TaskOrigin> released_while_moving_;
   uint64_t next_generation_ = 1;
   std::map<int, Subscriber> subscribers_;
   int next_subscriber_ = 1;
