@@ -9,23 +9,13 @@
 #include <gtest/gtest.h>
 
 #include "support/harness.h"
+#include "support/kernel.h"
 #include "usched/client.h"
 
 namespace usched::test {
 namespace {
 
 using ::testing::HasSubstr;
-
-const std::string kCgroups = "/sys/fs/cgroup";
-
-std::string why_not() {
-  if (::geteuid() != 0) return "authorization tests need root (to make users)";
-  if (!std::filesystem::exists(kCgroups + "/cpuset/cpuset.cpus") &&
-      read_file(kCgroups + "/cgroup.controllers").find("cpuset") == std::string::npos) {
-    return "no cgroup cpuset controller at " + kCgroups;
-  }
-  return "";
-}
 
 // The uid of a test user, made when missing; -1 when it cannot be made.
 int ensure_user(const std::string& name) {
@@ -62,28 +52,10 @@ class UserChild {
   pid_t pid_ = -1;
 };
 
-std::string allowed(pid_t pid) {
-  std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("Cpus_allowed_list:", 0) == 0) {
-      auto v = line.substr(18);
-      v.erase(0, v.find_first_not_of(" \t"));
-      return v;
-    }
-  }
-  return "";
-}
-
 class AuthzTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const std::string why = why_not();
-    if (!why.empty()) {
-      const char* req = std::getenv("USCHED_REQUIRE_KERNEL");
-      if (req && std::string(req) == "1") FAIL() << why;
-      GTEST_SKIP() << why;
-    }
+    USCHED_SKIP_OR_FAIL_IF(kernel_unavailable("authorization tests (they make users)"));
     a_ = ensure_user("usched-t-a");
     b_ = ensure_user("usched-t-b");
     ASSERT_GE(a_, 0);
@@ -143,7 +115,7 @@ TEST_F(AuthzTest, OwnerSubdividesWhatRootHandedOverInItsOwnVcpuNumbering) {
   UserChild mine(a_);
   r = bind_as(a_, "A/sub", mine.pid());
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(allowed(mine.pid()), "1");
+  EXPECT_EQ(cpus_allowed(mine.pid()), "1");
   // A may manage what is below A, and hand it on.
   EXPECT_EQ(as(a_, "update A/sub vcpus 2").exit_code, 0);
   r = as(a_, "chown A/sub usched-t-b");
@@ -167,7 +139,7 @@ TEST_F(AuthzTest, UserCannotTouchAnotherUsersEntitiesOrBindTheirProcesses) {
   r = bind_as(a_, "B", as_child.pid());
   EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.err, HasSubstr("may not bind to 'B'"));
-  EXPECT_NE(allowed(bs.pid()), "1");
+  EXPECT_NE(cpus_allowed(bs.pid()), "1");
   // Nor change what was handed over, nor make top-level entities.
   EXPECT_NE(as(a_, "update A on cpu0-1").exit_code, 0);
   EXPECT_NE(as(a_, "create Z on cpu0").exit_code, 0);

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "support/harness.h"
+#include "support/kernel.h"
 #include "usched/client.h"
 
 namespace usched::test {
@@ -20,52 +21,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-const std::string kCgroups = "/sys/fs/cgroup";
-
-std::string why_not_kernel() {
-  if (::geteuid() != 0) return "durability tests need root";
-  if (!std::filesystem::exists(kCgroups + "/cpuset/cpuset.cpus") &&
-      read_file(kCgroups + "/cgroup.controllers").find("cpuset") == std::string::npos) {
-    return "no cgroup cpuset controller at " + kCgroups;
-  }
-  return "";
-}
-
-#define REQUIRE_ROOT_AND_CGROUPS()                                                  \
-  do {                                                                              \
-    const std::string why = why_not_kernel();                                       \
-    if (!why.empty()) {                                                             \
-      const char* req = std::getenv("USCHED_REQUIRE_KERNEL");                       \
-      if (req && std::string(req) == "1") FAIL() << why << " (USCHED_REQUIRE_KERNEL=1)"; \
-      GTEST_SKIP() << why;                                                          \
-    }                                                                               \
-  } while (0)
-
-std::string allowed(pid_t pid) {
-  std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("Cpus_allowed_list:", 0) == 0) {
-      auto v = line.substr(18);
-      v.erase(0, v.find_first_not_of(" \t"));
-      return v;
-    }
-  }
-  return "";
-}
-
-// The cpuset cgroup of a task, as the kernel reports it (v1 or v2 line).
-std::string cpuset_cgroup(pid_t pid) {
-  std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/cgroup"));
-  std::string line;
-  while (std::getline(in, line)) {
-    const auto c1 = line.find(':');
-    const auto c2 = line.find(':', c1 + 1);
-    const std::string ctrl = line.substr(c1 + 1, c2 - c1 - 1);
-    if (ctrl.find("cpuset") != std::string::npos || ctrl.empty()) return line.substr(c2 + 1);
-  }
-  return "";
-}
+#define REQUIRE_ROOT_AND_CGROUPS() USCHED_SKIP_OR_FAIL_IF(kernel_unavailable("durability tests"))
 
 // A tmpfs mounted for one test, unmounted when it goes.
 class Tmpfs {
@@ -100,26 +56,10 @@ class DurabilityTest : public ::testing::Test {
   void SetUp() override {
     REQUIRE_ROOT_AND_CGROUPS();
     top_ = "usched-test-" + random_suffix();
-    all_cpus_ = allowed(::getpid());
+    all_cpus_ = cpus_allowed(::getpid());
   }
   void TearDown() override {
-    // A safety net: whatever a failed test left is removed, deepest first.
-    for (const char* h : {"cpuset", "cpu", "freezer"}) {
-      const std::string top = kCgroups + "/" + h + "/" + top_;
-      if (top_.empty() || !std::filesystem::exists(top)) continue;
-      std::vector<std::string> dirs;
-      for (auto& e : std::filesystem::recursive_directory_iterator(top)) {
-        if (e.is_directory()) dirs.push_back(e.path());
-      }
-      dirs.push_back(top);
-      std::sort(dirs.begin(), dirs.end(), [](auto& a, auto& b) { return a.size() > b.size(); });
-      for (auto& d : dirs) {
-        std::istringstream tasks(read_file(d + "/tasks"));
-        std::string t;
-        while (tasks >> t) std::ofstream(kCgroups + "/" + h + "/tasks") << t;
-        ::rmdir(d.c_str());
-      }
-    }
+    remove_cgroup_top(top_);  // a safety net: whatever a failed test left
   }
   std::vector<std::string> args(bool cleanup) const {
     std::vector<std::string> a = {"--cgroup-top", top_, "--log-level", "debug"};
@@ -211,17 +151,17 @@ TEST_F(DurabilityTest, SigkillDuringABurstOfBindsLosesNoSchedulerAndNoLivingMemb
     }
     EXPECT_TRUE(has_member(s, pid)) << "pid " << pid << " lost from " << name << "\n" << d2.log();
     if (name == "X") {
-      EXPECT_EQ(allowed(pid), "1") << "pid " << pid;
+      EXPECT_EQ(cpus_allowed(pid), "1") << "pid " << pid;
     } else {
       // Locked Y: each member on one CPU of Y's.
-      EXPECT_THAT(std::vector<std::string>({"0", "1"}), ::testing::Contains(allowed(pid)));
+      EXPECT_THAT(std::vector<std::string>({"0", "1"}), ::testing::Contains(cpus_allowed(pid)));
     }
     EXPECT_TRUE(eventually([&] { return cpuset_cgroup(pid).find(top_ + "/" + name) != std::string::npos; }))
         << "pid " << pid << " is in " << cpuset_cgroup(pid);
   }
   EXPECT_THAT(d2.log(), HasSubstr("dropped 2"));
   EXPECT_EQ(d2.stop(SIGTERM), 0);
-  EXPECT_FALSE(std::filesystem::exists(kCgroups + "/cpuset/" + top_));
+  EXPECT_FALSE(std::filesystem::exists(kCgroupRoot + "/cpuset/" + top_));
 }
 
 TEST_F(DurabilityTest, CorruptStateFileIsRefusedAndKeptAside) {
@@ -266,7 +206,7 @@ TEST_F(DurabilityTest, FullOrReadOnlyStateDiskFailsRpcsWithNothingChanged) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.err, HasSubstr(dir + "/state.json"));
   EXPECT_THAT(r.err, HasSubstr("No space left on device"));
-  EXPECT_FALSE(std::filesystem::exists(kCgroups + "/cpuset/" + top_ + "/Y"));
+  EXPECT_FALSE(std::filesystem::exists(kCgroupRoot + "/cpuset/" + top_ + "/Y"));
 
   // A Bind or Unbind appends one line to members.log, which may still fit
   // in a page the log already holds: each one either is recorded or fails
@@ -285,8 +225,8 @@ TEST_F(DurabilityTest, FullOrReadOnlyStateDiskFailsRpcsWithNothingChanged) {
     EXPECT_THAT(r.err, HasSubstr("No space left on device"));
   }
   ASSERT_TRUE(refused) << "400 binds and unbinds all fit on a full disk";
-  EXPECT_EQ(allowed(outsider.pid()), outsider_bound ? "1" : all_cpus_);
-  EXPECT_EQ(allowed(member.pid()), "1");
+  EXPECT_EQ(cpus_allowed(outsider.pid()), outsider_bound ? "1" : all_cpus_);
+  EXPECT_EQ(cpus_allowed(member.pid()), "1");
 
   r = d.cli({"destroy", "X", "--force"});
   EXPECT_NE(r.exit_code, 0);
@@ -346,7 +286,7 @@ TEST_F(DurabilityTest, ReusedPidIsNotTakenForTheOldMember) {
   const auto l = list(d2);
   ASSERT_TRUE(find(l, "X"));
   EXPECT_FALSE(has_member(find(l, "X"), old_pid));
-  EXPECT_EQ(allowed(old_pid), all_cpus_);
+  EXPECT_EQ(cpus_allowed(old_pid), all_cpus_);
   EXPECT_THAT(d2.log(), HasSubstr("pid " + std::to_string(old_pid) + " of X is gone"));
   EXPECT_THAT(cpuset_cgroup(old_pid), Not(HasSubstr(top_)));
   EXPECT_EQ(d2.stop(SIGTERM), 0);

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "support/harness.h"
+#include "support/kernel.h"
 #include "usched/config.h"
 
 namespace usched::test {
@@ -14,38 +15,10 @@ namespace {
 
 using ::testing::HasSubstr;
 
-const std::string kRoot = "/sys/fs/cgroup";
-
-std::string why_not() {
-  if (::geteuid() != 0) return "example configs need root";
-  const bool v1 = std::filesystem::exists(kRoot + "/cpuset/cpuset.cpus");
-  const bool v2 = read_file(kRoot + "/cgroup.controllers").find("cpuset") != std::string::npos;
-  if (!v1 && !v2) return "no cgroup cpuset controller at " + kRoot;
-  return "";
-}
-
-void remove_top(const std::string& top) {
-  for (const char* h : {"cpuset", "cpu", "freezer", ""}) {
-    const std::string dir = kRoot + (*h ? "/" + std::string(h) : "") + "/" + top;
-    if (!std::filesystem::exists(dir)) continue;
-    std::vector<std::string> dirs;
-    for (auto& e : std::filesystem::recursive_directory_iterator(dir))
-      if (e.is_directory()) dirs.push_back(e.path());
-    dirs.push_back(dir);
-    std::sort(dirs.begin(), dirs.end(), [](auto& a, auto& b) { return a.size() > b.size(); });
-    for (auto& d : dirs) ::rmdir(d.c_str());
-  }
-}
-
 class ExampleTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ExampleTest, AppliesOnThisMachine) {
-  const std::string why = why_not();
-  if (!why.empty()) {
-    const char* req = std::getenv("USCHED_REQUIRE_KERNEL");
-    if (req && std::string(req) == "1") FAIL() << why;
-    GTEST_SKIP() << why;
-  }
+  USCHED_SKIP_OR_FAIL_IF(kernel_unavailable("example configs"));
   const std::string file = std::string(USCHED_SOURCE_DIR) + "/examples/" + GetParam();
   auto entries = parse_config(read_file(file));
   ASSERT_TRUE(entries.is_ok()) << entries.status().message();
@@ -62,7 +35,7 @@ TEST_P(ExampleTest, AppliesOnThisMachine) {
     EXPECT_THAT(again.out, HasSubstr("applied 0 changes"));
     EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
   }
-  remove_top(top);
+  remove_cgroup_top(top);
 }
 
 INSTANTIATE_TEST_SUITE_P(Examples, ExampleTest,

@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "support/harness.h"
+#include "support/kernel.h"
 #include "usched/client.h"
 
 namespace usched::test {
@@ -38,15 +39,7 @@ std::string missing() {
   return "";
 }
 
-#define REQUIRE_GANG_KERNEL()                                                                   \
-  do {                                                                                          \
-    const std::string why = missing();                                                          \
-    if (!why.empty()) {                                                                         \
-      const char* v = std::getenv("USCHED_REQUIRE_KERNEL");                                     \
-      if (v && std::string(v) == "1") FAIL() << why << " (USCHED_REQUIRE_KERNEL=1)";            \
-      GTEST_SKIP() << why;                                                                      \
-    }                                                                                           \
-  } while (0)
+#define REQUIRE_GANG_KERNEL() USCHED_SKIP_OR_FAIL_IF(missing())
 
 // A process with two threads that spin until it is killed or kSpinLimitS
 // passes. Forked before the test raises its own priority, so it runs at
@@ -111,14 +104,6 @@ uint64_t run_ns(int pid, int tid) {
   return s.empty() ? 0 : std::stoull(s);
 }
 
-std::string allowed(int pid, int tid) {
-  std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/status"));
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("Cpus_allowed_list:", 0) == 0) return line.substr(line.find_first_not_of(" \t", 18));
-  return "";
-}
-
 // Every freezer.state under our top directory.
 std::map<std::string, std::string> freezer_states(const std::string& top) {
   std::map<std::string, std::string> out;
@@ -148,22 +133,7 @@ class GangKernel : public ::testing::Test {
     a_.reset();
     b_.reset();
     if (daemon_) daemon_->stop(SIGTERM);
-    // Whatever happened: thaw and remove every group of ours.
-    for (const char* h : {"freezer", "cpuset", "cpu"}) {
-      const std::string dir = "/sys/fs/cgroup/" + std::string(h) + "/" + top_;
-      if (!fs::exists(dir)) continue;
-      std::vector<fs::path> dirs;
-      for (auto& e : fs::recursive_directory_iterator(dir))
-        if (e.is_directory()) dirs.push_back(e.path());
-      std::sort(dirs.begin(), dirs.end(), [](auto& x, auto& y) { return x.string().size() > y.string().size(); });
-      dirs.push_back(dir);
-      for (auto& d : dirs) {
-        if (std::string(h) == "freezer") std::ofstream(d / "freezer.state") << "THAWED";
-        std::istringstream tasks(read_file((d / "tasks").string()));
-        for (std::string t; tasks >> t;) std::ofstream("/sys/fs/cgroup/" + std::string(h) + "/tasks") << t;
-        ::rmdir(d.c_str());
-      }
-    }
+    remove_cgroup_top(top_);  // whatever happened: thaw and remove every group of ours
   }
   static std::string tail(const std::string& s) { return s.size() > 4000 ? s.substr(s.size() - 4000) : s; }
   CmdResult cli(std::vector<std::string> args) { return daemon_->cli(args, {.timeout = 10s}); }
@@ -181,8 +151,8 @@ class GangKernel : public ::testing::Test {
     for (auto* s : {a_.get(), b_.get()}) {
       ASSERT_TRUE(eventually([&] {
         auto w = s->workers();
-        return w.size() == 2 && allowed(s->pid(), w[0]) != allowed(s->pid(), w[1]) &&
-               allowed(s->pid(), w[0]).size() == 1 && allowed(s->pid(), w[1]).size() == 1;
+        return w.size() == 2 && cpus_allowed(s->pid(), w[0]) != cpus_allowed(s->pid(), w[1]) &&
+               cpus_allowed(s->pid(), w[0]).size() == 1 && cpus_allowed(s->pid(), w[1]).size() == 1;
       })) << "workers of pid " << s->pid() << " not spread one per CPU";
     }
   }
@@ -249,7 +219,7 @@ TEST_F(GangKernel, ThreadsOfDifferentGangsNeverShareAQuantumAndAGangsThreadsRunT
   EXPECT_GT(o.b_ran, o.intervals / 4);
   std::string where;
   for (auto* s : {a_.get(), b_.get()})
-    for (int t : s->workers()) where += " " + std::to_string(t) + ":" + allowed(s->pid(), t);
+    for (int t : s->workers()) where += " " + std::to_string(t) + ":" + cpus_allowed(s->pid(), t);
   EXPECT_GT(o.a_together, o.a_ran * 8 / 10) << o.a_together << " of " << o.a_ran << "; cpus" << where;
   EXPECT_GT(o.b_together, o.b_ran * 8 / 10) << o.b_together << " of " << o.b_ran;
   auto r = cli({"gang", "list"});
@@ -354,7 +324,7 @@ TEST_F(GangKernel, AfterASigkillAndARestartTheGangsTakeTurnsAgain) {
   for (auto* s : {a_.get(), b_.get()}) {
     EXPECT_TRUE(eventually([&] {
       auto w = s->workers();
-      return w.size() == 2 && allowed(s->pid(), w[0]) != allowed(s->pid(), w[1]);
+      return w.size() == 2 && cpus_allowed(s->pid(), w[0]) != cpus_allowed(s->pid(), w[1]);
     })) << "workers of pid " << s->pid() << " not spread";
   }
   Overlap o = sample(*a_, *b_, 5ms, 1s);
@@ -384,7 +354,7 @@ TEST_F(GangKernel, UschedRunGangPutsTwoWorkingThreadsOnTwoCpus) {
   ASSERT_EQ(cli({"gang", "add", "REAL/r", "--pid", std::to_string(a_->pid())}).exit_code, 0);
   ASSERT_TRUE(eventually([&] {
     auto w = a_->workers();
-    return w.size() == 2 && allowed(a_->pid(), w[0]) != allowed(a_->pid(), w[1]);
+    return w.size() == 2 && cpus_allowed(a_->pid(), w[0]) != cpus_allowed(a_->pid(), w[1]);
   }));
   auto r = cli({"show", "REAL"});
   EXPECT_THAT(r.out, HasSubstr("REAL/r"));

@@ -10,50 +10,13 @@
 #include <gtest/gtest.h>
 
 #include "support/harness.h"
+#include "support/kernel.h"
 #include "usched/client.h"
 
 namespace usched::test {
 namespace {
 
 using ::testing::HasSubstr;
-
-const std::string kCgroupRoot = "/sys/fs/cgroup";
-
-bool required() {
-  const char* v = std::getenv("USCHED_REQUIRE_KERNEL");
-  return v && std::string(v) == "1";
-}
-
-// "" when the machine can run the kernel tier, else why not.
-std::string missing_kernel_feature() {
-  if (::geteuid() != 0) return "kernel tests need root";
-  const bool v1 = std::filesystem::exists(kCgroupRoot + "/cpuset/cpuset.cpus");
-  const bool v2 = read_file(kCgroupRoot + "/cgroup.controllers").find("cpuset") != std::string::npos;
-  if (!v1 && !v2) return "no cgroup cpuset controller (v1 or v2) at " + kCgroupRoot;
-  return "";
-}
-
-#define REQUIRE_KERNEL()                                                        \
-  do {                                                                          \
-    const std::string why = missing_kernel_feature();                           \
-    if (!why.empty()) {                                                         \
-      if (required()) FAIL() << why << " (USCHED_REQUIRE_KERNEL=1)";            \
-      GTEST_SKIP() << why;                                                      \
-    }                                                                           \
-  } while (0)
-
-std::string allowed_of(pid_t pid) {
-  std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("Cpus_allowed_list:", 0) == 0) {
-      auto v = line.substr(18);
-      v.erase(0, v.find_first_not_of(" \t"));
-      return v;
-    }
-  }
-  return "";
-}
 
 // What a child reports about itself from inside, through a pipe.
 struct Report {
@@ -115,27 +78,7 @@ class KernelTest : public ::testing::Test {
     client_.reset();
     daemon_->stop(SIGTERM);
     if (HasFailure()) std::cerr << "uschedd log:\n" << daemon_->log();
-    remove_leftovers();
-  }
-  // A safety net: whatever a failed test left is removed, deepest first,
-  // with tasks moved back to the hierarchy root.
-  void remove_leftovers() {
-    for (const char* h : {"cpuset", "cpu", "freezer"}) {
-      const std::string top = kCgroupRoot + "/" + h + "/" + top_;
-      if (!std::filesystem::exists(top)) continue;
-      std::vector<std::string> dirs;
-      for (auto& e : std::filesystem::recursive_directory_iterator(top)) {
-        if (e.is_directory()) dirs.push_back(e.path());
-      }
-      dirs.push_back(top);
-      std::sort(dirs.begin(), dirs.end(), [](auto& a, auto& b) { return a.size() > b.size(); });
-      for (auto& d : dirs) {
-        std::istringstream tasks(read_file(d + "/tasks"));
-        std::string t;
-        while (tasks >> t) std::ofstream(kCgroupRoot + "/" + h + "/tasks") << t;
-        ::rmdir(d.c_str());
-      }
-    }
+    remove_cgroup_top(top_);
   }
   void create(const std::string& line) {
     auto r = daemon_->cli(split(line));
@@ -255,13 +198,13 @@ TEST_F(KernelTest, ResizingASchedulerMovesItsRunningMembers) {
   create("R on cpu0");
   Child sleeper;
   ASSERT_EQ(daemon_->cli({"bind", "R", "--pid", std::to_string(sleeper.pid())}).exit_code, 0);
-  EXPECT_EQ(allowed_of(sleeper.pid()), "0");
+  EXPECT_EQ(cpus_allowed(sleeper.pid()), "0");
   auto r = daemon_->cli({"update", "R", "on", "cpu1"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(allowed_of(sleeper.pid()), "1");
+  EXPECT_EQ(cpus_allowed(sleeper.pid()), "1");
   r = daemon_->cli({"update", "R", "on", "cpu*"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(allowed_of(sleeper.pid()), "0-1");
+  EXPECT_EQ(cpus_allowed(sleeper.pid()), "0-1");
 }
 
 TEST_F(KernelTest, ReprioritisingMovesRunningMembersToTheNewClass) {
@@ -288,7 +231,7 @@ TEST_F(KernelTest, BoundMemberJoinsItsCgroup) {
            std::string::npos;
   }, 2s)) << read_file("/proc/" + std::to_string(sleeper.pid()) + "/cgroup");
   // The cgroup move must not undo the placement.
-  EXPECT_EQ(allowed_of(sleeper.pid()), "1");
+  EXPECT_EQ(cpus_allowed(sleeper.pid()), "1");
   EXPECT_EQ(read_file(kCgroupRoot + "/cpuset/" + top_ + "/G/cpuset.cpus"), "1\n");
 }
 
@@ -305,19 +248,19 @@ TEST_F(KernelTest, RebindingToDisjointCpusMovesTheMemberAcross) {
   for (int round = 0; round < 3; ++round) {
     auto r = daemon_->cli({"bind", "P", "--pid", pid});
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_EQ(allowed_of(sleeper.pid()), "0");
+    EXPECT_EQ(cpus_allowed(sleeper.pid()), "0");
     EXPECT_TRUE(eventually([&] { return read_file(cg).find("/" + top_ + "/P") != std::string::npos; }, 2s))
         << read_file(cg);
     r = daemon_->cli({"bind", "Q", "--pid", pid});
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_EQ(allowed_of(sleeper.pid()), "1");
+    EXPECT_EQ(cpus_allowed(sleeper.pid()), "1");
     EXPECT_TRUE(eventually([&] { return read_file(cg).find("/" + top_ + "/Q") != std::string::npos; }, 2s))
         << read_file(cg);
   }
   // And the move that was queued before each rebind did not win late.
   std::this_thread::sleep_for(200ms);
   EXPECT_NE(read_file(cg).find("/" + top_ + "/Q"), std::string::npos) << read_file(cg);
-  EXPECT_EQ(allowed_of(sleeper.pid()), "1");
+  EXPECT_EQ(cpus_allowed(sleeper.pid()), "1");
 }
 
 TEST_F(KernelTest, KilledMemberLeavesTheListWithin100ms) {
@@ -338,9 +281,9 @@ TEST_F(KernelTest, StoppingWithCleanupLeavesNoCgroupAndReturnsMembers) {
   create("a on cpu1");
   create("a/b on cpu0");
   Child sleeper;
-  const std::string before = allowed_of(sleeper.pid());
+  const std::string before = cpus_allowed(sleeper.pid());
   ASSERT_EQ(daemon_->cli({"bind", "a/b", "--pid", std::to_string(sleeper.pid())}).exit_code, 0);
-  ASSERT_EQ(allowed_of(sleeper.pid()), "1");
+  ASSERT_EQ(cpus_allowed(sleeper.pid()), "1");
   ASSERT_TRUE(eventually([&] {
     return read_file("/proc/" + std::to_string(sleeper.pid()) + "/cgroup").find("/" + top_ + "/a/b") !=
            std::string::npos;
@@ -349,7 +292,7 @@ TEST_F(KernelTest, StoppingWithCleanupLeavesNoCgroupAndReturnsMembers) {
   for (const char* h : {"cpuset", "cpu"}) {
     EXPECT_FALSE(std::filesystem::exists(kCgroupRoot + "/" + h + "/" + top_)) << h;
   }
-  EXPECT_EQ(allowed_of(sleeper.pid()), before);
+  EXPECT_EQ(cpus_allowed(sleeper.pid()), before);
   EXPECT_THAT(read_file("/proc/" + std::to_string(sleeper.pid()) + "/cgroup"),
               ::testing::Not(HasSubstr(top_)));
 }
@@ -365,7 +308,7 @@ TEST_F(KernelTest, PlainStopKeepsMembersPlacedAndTheNextStartAdoptsThem) {
     ASSERT_EQ(d.cli({"bind", "keep", "--pid", std::to_string(sleeper.pid())}).exit_code, 0);
     EXPECT_EQ(d.stop(SIGTERM), 0);
   }
-  EXPECT_EQ(allowed_of(sleeper.pid()), "1");
+  EXPECT_EQ(cpus_allowed(sleeper.pid()), "1");
   EXPECT_TRUE(std::filesystem::exists(kCgroupRoot + "/cpuset/" + top_ + "/keep"));
   Daemon d({"--cgroup-top", top_, "--cleanup-on-exit"}, state.path());
   ASSERT_TRUE(d.start()) << d.log();
@@ -432,14 +375,7 @@ class ThreadedChild {
     std::sort(t.begin(), t.end());
     return t;
   }
-  std::string allowed(int tid) const {
-    std::istringstream in(read_file("/proc/" + std::to_string(pid_) + "/task/" + std::to_string(tid) + "/status"));
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.rfind("Cpus_allowed_list:", 0) == 0) return line.substr(19);
-    }
-    return "";
-  }
+  std::string allowed(int tid) const { return cpus_allowed(pid_, tid); }
 
  private:
   pid_t pid_ = -1;
@@ -481,16 +417,31 @@ TEST_F(KernelTest, UnbindReturnsTheTaskWhereItCameFrom) {
   ASSERT_EQ(daemon_->cli({"bind", "REAL", "--pid", std::to_string(sleeper.pid())}).exit_code, 0);
   ASSERT_EQ(::sched_getscheduler(sleeper.pid()), SCHED_RR);
   ASSERT_EQ(daemon_->cli({"bind", "U", "--pid", std::to_string(sleeper.pid())}).exit_code, 0);
-  EXPECT_EQ(allowed_of(sleeper.pid()), "0");
+  EXPECT_EQ(cpus_allowed(sleeper.pid()), "0");
   EXPECT_EQ(::sched_getscheduler(sleeper.pid()), SCHED_OTHER);
   auto r = daemon_->cli({"unbind", "--pid", std::to_string(sleeper.pid())});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("U"));
-  EXPECT_EQ(allowed_of(sleeper.pid()), "0-1");
+  EXPECT_EQ(cpus_allowed(sleeper.pid()), "0-1");
   EXPECT_EQ(::sched_getscheduler(sleeper.pid()), SCHED_OTHER);
   EXPECT_TRUE(eventually([&] {
     return read_file("/proc/" + std::to_string(sleeper.pid()) + "/cgroup").find(top_) == std::string::npos;
   }, 2s));
+}
+
+TEST_F(KernelTest, AnUnbindRightAfterABindIsNotUndoneByTheLateCgroupMove) {
+  // The cgroup move of a Bind runs after the answer (~10 ms); an Unbind
+  // that comes first must still leave the task where it came from.
+  create("U on cpu1");
+  for (int round = 0; round < 5; ++round) {
+    Child sleeper;
+    const std::string cg = "/proc/" + std::to_string(sleeper.pid()) + "/cgroup";
+    ASSERT_TRUE(client_->bind("U", sleeper.pid()).is_ok());
+    ASSERT_TRUE(client_->unbind(sleeper.pid()).is_ok());
+    std::this_thread::sleep_for(150ms);  // the move has long run
+    EXPECT_EQ(cpus_allowed(sleeper.pid()), "0-1") << "round " << round;
+    EXPECT_EQ(read_file(cg).find(top_), std::string::npos) << "round " << round << ": " << read_file(cg);
+  }
 }
 
 }  // namespace
