@@ -156,5 +156,57 @@ TEST_F(V2Test, TeardownRemovesDeepestFirst) {
   EXPECT_FALSE(testing::exists(top));
 }
 
+// A gang group as the kernel would show it once made.
+void gang_files(const std::string& dir, bool frozen) {
+  put(dir + "/cgroup.procs", "");
+  put(dir + "/cgroup.freeze", "0\n");
+  put(dir + "/cgroup.events", std::string("populated 1\nfrozen ") + (frozen ? "1" : "0") + "\n");
+}
+
+TEST_F(V2Test, AGangIsAGroupBesideTheMembersLeafAndTakesWholeProcesses) {
+  group("vm");
+  gang_files(top + "/vm/gang:g", false);
+  testing::TraceRecorder rec(o.cgroup_root);
+  ASSERT_TRUE(g->join_gang("vm", "g", 1234, 0).is_ok());
+  EXPECT_EQ(get(top + "/vm/gang:g/cgroup.procs"), "1234");
+  auto st = g->join_gang("vm", "g", 1234, 1240);
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_EQ(st.message(), "cgroup v2 freezes whole processes: add pid 1234, not thread 1240, to gang g");
+  EXPECT_EQ(g->freezer(), "cgroup-v2 cgroup.freeze");
+}
+
+TEST_F(V2Test, AFreezeCountsOnlyOnceCgroupEventsSaysFrozen) {
+  group("vm");
+  const std::string dir = top + "/vm/gang:g";
+  gang_files(dir, true);
+  ASSERT_TRUE(g->freeze_gang("vm", "g", true).is_ok());
+  EXPECT_EQ(get(dir + "/cgroup.freeze"), "1");
+
+  // The kernel never confirms: the freeze fails with the reason, and the
+  // gang is left thawed rather than half frozen.
+  gang_files(dir, false);
+  auto st = g->freeze_gang("vm", "g", true);
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_NE(st.message().find("freeze of " + dir + " did not settle"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("left thawed"), std::string::npos) << st.message();
+  EXPECT_EQ(get(dir + "/cgroup.freeze"), "0");
+}
+
+TEST_F(V2Test, RemovingAGangThawsItAndReturnsItsProcessesToTheMembersLeaf) {
+  group("vm");
+  const std::string dir = top + "/vm/gang:g";
+  gang_files(dir, false);
+  put(dir + "/cgroup.procs", "1234\n");
+  put(dir + "/cgroup.freeze", "1\n");
+  testing::TraceRecorder rec(o.cgroup_root);
+  rec.cgroupfs_rmdir = true;
+  auto st = g->remove_gang("vm", "g");
+  ASSERT_TRUE(st.is_ok()) << st.message();
+  EXPECT_EQ(get(top + "/vm/@members/cgroup.procs"), "1234");
+  EXPECT_LT(rec.index_of("write usched/vm/gang:g/cgroup.freeze=0"),
+            rec.index_of("write usched/vm/@members/cgroup.procs=1234"));
+  EXPECT_FALSE(testing::exists(dir));
+}
+
 }  // namespace
 }  // namespace usched::glue

@@ -59,6 +59,14 @@ class TraceRecorder {
     set_knob_trace([this](std::string_view op, const std::string& path, const std::string& value) {
       std::string rel = path.compare(0, base_.size() + 1, base_ + "/") == 0 ? path.substr(base_.size() + 1) : path;
       lines.push_back(std::string(op) + " " + rel + (op == "write" ? "=" + value : ""));
+      // cgroupfs removes a group with its knob files; a plain directory
+      // would refuse (ENOTEMPTY): drop them just before the rmdir.
+      if (op == "rmdir" && cgroupfs_rmdir) {
+        std::error_code ec;
+        for (auto& e : std::filesystem::directory_iterator(path, ec)) {
+          if (e.is_regular_file()) std::filesystem::remove(e.path(), ec);
+        }
+      }
     });
   }
   ~TraceRecorder() { set_knob_trace(nullptr); }
@@ -77,6 +85,7 @@ class TraceRecorder {
     return lines.size();
   }
   std::vector<std::string> lines;
+  bool cgroupfs_rmdir = false;  // rmdir of a group also removes its knob files
 
  private:
   std::string base_;
