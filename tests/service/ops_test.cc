@@ -8,6 +8,7 @@
 #include <sys/un.h>
 
 #include "support/harness.h"
+#include "support/kernel.h"
 #include "usched/client.h"
 
 namespace usched::test {
@@ -302,7 +303,7 @@ class Tmux {
 };
 
 TEST(Terminal, TopRefreshesAndQuitsWithQ) {
-  if (!have_tmux()) GTEST_SKIP() << "tmux is not installed (scripts/deps.sh installs it)";
+  USCHED_SKIP_OR_FAIL_IF(have_tmux() ? "" : "tmux is not installed (scripts/deps.sh installs it)");
   Daemon d(fake());
   ASSERT_TRUE(d.start()) << d.log();
   ASSERT_EQ(d.cli({"create", "web", "on", "cpu2-3", "lwktpri", "8"}).exit_code, 0);
@@ -324,7 +325,7 @@ TEST(Terminal, TopRefreshesAndQuitsWithQ) {
 }
 
 TEST(Terminal, TreeDrawsCpuMapsInColourOnlyOnATty) {
-  if (!have_tmux()) GTEST_SKIP() << "tmux is not installed (scripts/deps.sh installs it)";
+  USCHED_SKIP_OR_FAIL_IF(have_tmux() ? "" : "tmux is not installed (scripts/deps.sh installs it)");
   Daemon d(fake());
   ASSERT_TRUE(d.start()) << d.log();
   ASSERT_EQ(d.cli({"create", "rt", "on", "cpu3", "lwktpri", "9", "locked", "exclusive"}).exit_code, 0);

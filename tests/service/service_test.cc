@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "support/harness.h"
+#include "support/kernel.h"
 #include "usched/client.h"
 #include "usched/usched.h"
 
@@ -223,7 +224,7 @@ TEST(ServiceNoDaemon, UnreachableDaemonIsExitOneWithTheSocketNamed) {
 }
 
 TEST_F(ServiceTest, NonRootMayReadButNotChange) {
-  if (getuid() != 0) GTEST_SKIP() << "needs root to run a command as another user";
+  USCHED_SKIP_OR_FAIL_IF(getuid() == 0 ? "" : "needs root to run a command as another user");
   const int nobody = 65534;
   ::chmod(daemon_->dir().path().c_str(), 0755);
   auto r = cli({"list"}, {.as_uid = nobody});
