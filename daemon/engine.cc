@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -62,14 +63,31 @@ std::string member_label(MemberKey k) {
 Engine::Engine(asio::io_context& io, std::unique_ptr<glue::Glue> glue, EngineOptions o)
     : io_(io), glue_(std::move(glue)), opts_(std::move(o)), sweep_timer_(io) {}
 
+namespace {
+glue::Glue* g_glue_to_thaw = nullptr;
+
+// An exception that escapes is a bug, and std::terminate ends the daemon
+// at once, with no stop path run: thaw every gang first, so that no
+// process stays frozen behind a dead uschedd (the next start thaws too).
+[[noreturn]] void thaw_and_abort() {
+  std::fputs("uschedd: fatal: uncaught exception; thawing every gang before aborting\n", stderr);
+  if (g_glue_to_thaw) (void)g_glue_to_thaw->thaw_all();
+  std::abort();
+}
+}  // namespace
+
 Engine::~Engine() {
   joiner_.join();
+  if (g_glue_to_thaw == glue_.get()) g_glue_to_thaw = nullptr;
 }
 
 // ---- start and stop -------------------------------------------------------
 
+
 Status Engine::start() {
   if (Status s = glue_->setup(); !s) return s;
+  g_glue_to_thaw = glue_.get();
+  std::set_terminate(thaw_and_abort);
   auto present = glue_->present_cpus();
   if (!present) return present.status();
   auto online = glue_->online_cpus();

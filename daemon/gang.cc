@@ -316,8 +316,10 @@ Status Gangs::set_frozen(const std::string& entity, const std::string& name, Gan
 void Gangs::repack(const std::string& entity, Sched& s) {
   s.epoch++;
   s.timer.cancel();
+  repacking_ = true;
   for (auto& [name, g] : s.gangs) refresh(entity, name, g, true);
-  const int rows = s.matrix.rows();
+  repacking_ = false;
+  const int rows = s.matrix.rows();  // after the refreshes: they may empty a gang
   s.policy->reset(rows);
   s.current = -1;
   if (rows <= 1) {
@@ -351,6 +353,13 @@ void Gangs::rotate(const std::string& entity, Sched& s) {
   }
   for (auto& [n, g] : s.gangs) g.stats.cpu_us_quantum = 0;
   const int r = s.policy->next();
+  if (r >= s.matrix.rows()) {
+    // The matrix changed under the policy without a repack: never index a
+    // row that is gone; start the rotation over.
+    spdlog::warn("co-scheduler {}: row {} of {} is gone; repacking", entity, r, s.matrix.rows());
+    repack(entity, s);
+    return;
+  }
   if (r < 0) {
     for (auto& [name, g] : s.gangs) (void)set_frozen(entity, name, g, false);
     s.current = -1;
@@ -449,7 +458,9 @@ void Gangs::refresh(const std::string& entity, const std::string& name, Gang& g,
     // An empty gang stops taking slots, and is never left frozen.
     (void)set_frozen(entity, name, g, false);
     (void)s->matrix.set_active(name, false);
-    if (!place_all) repack(entity, *s);
+    // The matrix lost a row maybe: the rotation must start over from it
+    // (unless repack() is the caller and does so itself).
+    if (!repacking_) repack(entity, *s);
   }
 }
 

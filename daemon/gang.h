@@ -180,6 +180,7 @@ class Gangs {
   std::map<std::string, Retired> retired_;
   asio::steady_timer poll_timer_;
   bool stopped_ = false;
+  bool repacking_ = false;  // inside repack(): refresh() must not repack again
 };
 
 }  // namespace usched::daemon

@@ -43,6 +43,33 @@ class GangService : public ::testing::Test {
   std::unique_ptr<Daemon> daemon_;
 };
 
+TEST_F(GangService, AGangWhoseMembersAllDieAtOnceLeavesTheRotationSafely) {
+  // Both members of `a` die together: the first exit's removal finds the
+  // second dead too and empties the gang, which takes a row out of the
+  // matrix. The rotation must start over from the new matrix, never index
+  // the row that is gone (the daemon once died here), and `b` must run.
+  for (int round = 0; round < 6; ++round) {
+    const std::string a = "NORM/a" + std::to_string(round), b = "NORM/b" + std::to_string(round);
+    ASSERT_EQ(cli({"gang", "create", a, "--quantum", "5"}).exit_code, 0);
+    ASSERT_EQ(cli({"gang", "create", b, "--quantum", "5"}).exit_code, 0);
+    auto a1 = std::make_unique<Child>(), a2 = std::make_unique<Child>();
+    Child b1;
+    for (pid_t p : {a1->pid(), a2->pid()}) ASSERT_EQ(cli({"gang", "add", a, "--pid", std::to_string(p)}).exit_code, 0);
+    ASSERT_EQ(cli({"gang", "add", b, "--pid", std::to_string(b1.pid())}).exit_code, 0);
+    std::this_thread::sleep_for(30ms);  // a few rotations
+    ::kill(a1->pid(), SIGKILL);
+    ::kill(a2->pid(), SIGKILL);
+    std::this_thread::sleep_for(100ms);  // still unreaped: zombies, as the daemon sees them
+    auto r = cli({"gang", "list", "--json"});
+    ASSERT_EQ(r.exit_code, 0) << "round " << round << ": the daemon is gone\n" << daemon_->log();
+    EXPECT_THAT(r.out, HasSubstr("\"rows\": 1")) << r.out;  // only b takes a row now
+    a1.reset();
+    a2.reset();
+    ASSERT_EQ(cli({"gang", "destroy", a}).exit_code, 0);
+    ASSERT_EQ(cli({"gang", "destroy", b}).exit_code, 0);
+  }
+}
+
 TEST_F(GangService, WidthBeyondTheSchedulersVcpusIsAClearError) {
   auto r = cli({"gang", "create", "NORM/g", "--width", "3"});
   EXPECT_EQ(r.exit_code, 1);
