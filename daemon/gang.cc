@@ -81,6 +81,7 @@ Result<v1::Gang> Gangs::create(const v1::GangSpec& spec) {
     s = ns.get();
     scheds_[spec.scheduler()] = std::move(ns);
     fresh = true;
+    arm_poll();
   }
   if (Status st = s->matrix.add(spec.name(), width); !st) {
     if (fresh) scheds_.erase(spec.scheduler());
@@ -557,9 +558,18 @@ void Gangs::poll() {
     scheds_.erase(en);
     spdlog::info("scheduler {} is gone: its gangs are destroyed", en);
   }
+  arm_poll();
+}
+
+void Gangs::arm_poll() {
+  // Only while some gang exists: an idle daemon does not wake 50 times a second.
+  if (polling_ || stopped_ || scheds_.empty()) return;
+  polling_ = true;
   poll_timer_.expires_after(kPoll);
   poll_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (!ec) poll();
+    if (ec) return;  // cancelled: stopping
+    polling_ = false;
+    poll();
   });
 }
 

@@ -154,6 +154,7 @@ class Gangs {
   void place_thread(const std::string& entity, const Sched& s, const std::string& name, MemberKey key,
                     int tid, Thread& t);
   void poll();
+  void arm_poll();
   void thaw_everything();
   // Frozen time of a gang so far, the ongoing frozen period included.
   static int64_t frozen_us_now(const Gang& g, Clock::time_point now);
@@ -180,6 +181,7 @@ class Gangs {
   std::map<std::string, Retired> retired_;
   asio::steady_timer poll_timer_;
   bool stopped_ = false;
+  bool polling_ = false;  // poll_timer_ is armed
   bool repacking_ = false;  // inside repack(): refresh() must not repack again
 };
 

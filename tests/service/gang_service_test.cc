@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "support/harness.h"
@@ -161,6 +162,34 @@ TEST_F(GangService, RemoveTakesTheMemberOutOfTheFreezerAndStopThawsAll) {
   EXPECT_EQ(cli({"gang", "remove", "NORM/a", "--pid", std::to_string(a.pid())}).exit_code, 1);
   EXPECT_EQ(daemon_->stop(SIGTERM), 0);
   EXPECT_THAT(read_file(log_), HasSubstr("thaw_all"));
+}
+
+// How often the daemon's main thread (the strand) slept and woke in `d`.
+long strand_wakeups(pid_t daemon, std::chrono::milliseconds d) {
+  auto read = [&] {
+    std::ifstream f("/proc/" + std::to_string(daemon) + "/task/" + std::to_string(daemon) + "/status");
+    std::string line;
+    while (std::getline(f, line))
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) return std::stol(line.substr(24));
+    return -1L;
+  };
+  const long before = read();
+  std::this_thread::sleep_for(d);
+  const long after = read();
+  EXPECT_GE(before, 0) << "no voluntary_ctxt_switches for pid " << daemon;
+  return after - before;
+}
+
+TEST_F(GangService, TheGangPollRunsOnlyWhileSomeGangExists) {
+  // The 20 ms gang poll (members' threads, co-run samples) is for gangs: an
+  // idle daemon wakes for its 1 s sweep, not 50 times a second.
+  std::this_thread::sleep_for(300ms);  // start-up settles
+  EXPECT_LT(strand_wakeups(daemon_->pid(), 1s), 20) << "idle, no gang";
+  ASSERT_EQ(cli({"gang", "create", "NORM/g"}).exit_code, 0);
+  EXPECT_GE(strand_wakeups(daemon_->pid(), 1s), 30) << "a gang exists: polled every 20 ms";
+  ASSERT_EQ(cli({"gang", "destroy", "NORM/g"}).exit_code, 0);
+  std::this_thread::sleep_for(100ms);
+  EXPECT_LT(strand_wakeups(daemon_->pid(), 1s), 20) << "the last gang is gone";
 }
 
 TEST_F(GangService, JoinGangBindsTheCallingThread) {
