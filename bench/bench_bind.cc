@@ -92,6 +92,21 @@ int main(int argc, char** argv) {
     die("cannot create P and Q: " + d.log());
   std::printf("# glue: %s\n", real ? "real cgroups (root)" : "fake");
 
+  {
+    // The floor: a read RPC that touches no kernel state (GetScheduler), on
+    // the same connection and the same strand as a Bind.
+    auto c = Client::connect(d.socket());
+    if (!c) die(c.status().message());
+    std::vector<double> lat;
+    for (int i = 0; i < std::max(50, args.iters); ++i) {
+      const double t0 = now_us();
+      auto r = (*c)->get("P");
+      lat.push_back(now_us() - t0);
+      if (!r) die("get: " + r.status().message());
+    }
+    result("get.1thr.p50", percentile(lat, 50), "us", "(floor: one RPC round trip, no kernel work)");
+  }
+
   for (int threads : {1, 8}) {
     std::vector<double> p50, p99, rate;
     for (int r = 0; r < std::max(1, args.rounds / 2); ++r) {

@@ -579,8 +579,13 @@ void Engine::join_later(const Member& m, const Entity& e) {
         return;
       }
       if (!st) return;
-      // The cgroup move reset the affinity (cpuset attach): place again
-      // from what the tree says now.
+      // The cgroup move reset the affinity to the group's CPUs (cpuset
+      // attach). When the member runs on all of them and is in no gang
+      // (whose spread is per thread), that is already what the tree says;
+      // otherwise place again from what the tree says now.
+      const Member& now = e->members().at(key);
+      const bool spread = gangs_ && !gangs_->gang_of(name, key).empty();
+      if (!spread && e->cpus_for(now) == e->runnable()) return;
       it->second.placed_cpus.clear();
       (void)place_member(e->members().at(key), *e, it->second);
       if (gangs_) gangs_->replaced(key);  // the move also undid the gang's spread

@@ -87,6 +87,10 @@ inline bool cgroups_writable() {
 
 // Daemon flags for the real glue in a private subtree (root), else fake.
 inline std::vector<std::string> daemon_flags(bool want_real = true) {
+  // USCHED_BENCH_GLUE=affinity|fake|v1|v2 picks the back end by hand (to
+  // separate what cgroup moves cost from the rest).
+  if (const char* g = std::getenv("USCHED_BENCH_GLUE"); g && *g)
+    return {"--glue", g, "--cgroup-top", "usched-bench-" + test::random_suffix(), "--cleanup-on-exit"};
   if (want_real && cgroups_writable())
     return {"--cgroup-top", "usched-bench-" + test::random_suffix(), "--cleanup-on-exit"};
   return {"--glue", "fake"};
