@@ -76,14 +76,33 @@ inline std::string cpuset_cgroup(pid_t pid) {
   return "";
 }
 
+// Where the cgroup v2 hierarchy is mounted ("" when it is not): the root
+// on a v2 machine, /sys/fs/cgroup/unified on a hybrid one like this.
+inline std::string cgroup2_mount() {
+  std::istringstream in(read_file("/proc/self/mountinfo"));
+  std::string line;
+  while (std::getline(in, line)) {
+    // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
+    const auto dash = line.find(" - ");
+    if (dash == std::string::npos || line.compare(dash + 3, 8, "cgroup2 ") != 0) continue;
+    std::istringstream f(line.substr(0, dash));
+    std::string id, parent, dev, root, mount;
+    if (f >> id >> parent >> dev >> root >> mount) return mount;
+  }
+  return "";
+}
+
 // A safety net for teardown: whatever a test left under `top` in any
-// hierarchy (v1 cpuset, cpu, freezer; the v2 root) is thawed, its tasks are
-// moved back to the hierarchy's root, and its directories are removed,
-// deepest first.
+// hierarchy (v1 cpuset, cpu, freezer; the v2 hierarchy) is thawed, its
+// tasks are moved back to the hierarchy's root, and its directories are
+// removed, deepest first.
 inline void remove_cgroup_top(const std::string& top) {
   if (top.empty()) return;
-  for (const std::string h : {"freezer", "cpuset", "cpu", ""}) {
-    const std::string root = h.empty() ? kCgroupRoot : kCgroupRoot + "/" + h;
+  std::vector<std::pair<std::string, bool>> roots;  // (root, is v2)
+  for (const std::string h : {"freezer", "cpuset", "cpu"}) roots.emplace_back(kCgroupRoot + "/" + h, false);
+  const std::string v2 = cgroup2_mount();
+  if (!v2.empty()) roots.emplace_back(v2, true);
+  for (const auto& [root, is_v2] : roots) {
     const std::string dir = root + "/" + top;
     if (!std::filesystem::exists(dir)) continue;
     std::vector<std::string> dirs;
@@ -93,10 +112,10 @@ inline void remove_cgroup_top(const std::string& top) {
     dirs.push_back(dir);
     std::sort(dirs.begin(), dirs.end(), [](auto& a, auto& b) { return a.size() > b.size(); });
     for (auto& d : dirs) {
-      if (h == "freezer") std::ofstream(d + "/freezer.state") << "THAWED";
-      if (h.empty() && std::filesystem::exists(d + "/cgroup.freeze")) std::ofstream(d + "/cgroup.freeze") << "0";
-      std::istringstream tasks(read_file(d + (h.empty() ? "/cgroup.procs" : "/tasks")));
-      for (std::string t; tasks >> t;) std::ofstream(root + (h.empty() ? "/cgroup.procs" : "/tasks")) << t;
+      if (!is_v2 && std::filesystem::exists(d + "/freezer.state")) std::ofstream(d + "/freezer.state") << "THAWED";
+      if (is_v2 && std::filesystem::exists(d + "/cgroup.freeze")) std::ofstream(d + "/cgroup.freeze") << "0";
+      std::istringstream tasks(read_file(d + (is_v2 ? "/cgroup.procs" : "/tasks")));
+      for (std::string t; tasks >> t;) std::ofstream(root + (is_v2 ? "/cgroup.procs" : "/tasks")) << t;
       ::rmdir(d.c_str());
     }
   }
