@@ -6,7 +6,7 @@
 #
 # --quick runs each benchmark for a few seconds (the ctest `bench` test
 # does this to prove the harness works; it never gates on the numbers).
-# NAME: gang, rfork, cli, bind, isolation, scale. The gang step needs root
+# NAME: gang, freezer, rfork, cli, bind, isolation, scale. The gang step needs root
 # and the cgroup freezer (it skips otherwise).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -39,6 +39,7 @@ step() {
 }
 b=$build/bench
 step gang "$b/bench_gang" "${quick[@]}"
+step freezer "$b/bench_freezer" "${quick[@]}"
 step rfork "$b/bench_rfork" "${quick[@]}"
 step cli "$b/bench_cli" "${quick[@]}"
 step bind "$b/bench_bind" "${quick[@]}"
