@@ -8,7 +8,9 @@
 #include <time.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <sstream>
 
 namespace usched::glue::detail {
@@ -18,9 +20,25 @@ using Clock = std::chrono::steady_clock;
 
 // A spinning thread notices a freeze only when it next enters the kernel
 // (measured 4-12 ms on a 2-vCPU VM, one timer tick); an exiting task or
-// one in an uninterruptible sleep can hold FREEZING far longer. Poll
-// finely, bounded: the caller's strand waits meanwhile.
-constexpr auto kSettle = std::chrono::milliseconds(40);
+// one in an uninterruptible sleep can hold FREEZING far longer. A runnable
+// task freezes only once it runs, and a SCHED_RR task queued behind another
+// of the same priority waits up to a whole RR time slice (100 ms by
+// default): a bound below that made a gang of realtime members that shared
+// a CPU with another never freeze, and once left thawed never again. So the
+// bound is 40 ms or the RR slice plus a tick, whichever is longer. Poll
+// finely: the caller's strand waits meanwhile.
+std::chrono::milliseconds settle_bound() {
+  static const std::chrono::milliseconds bound = [] {
+    long rr_ms = 100;  // the kernel's default (RR_TIMESLICE)
+    if (auto v = read_knob_trimmed("/proc/sys/kernel/sched_rr_timeslice_ms")) {
+      char* end = nullptr;
+      const long n = std::strtol(v.value().c_str(), &end, 10);
+      if (end && *end == '\0' && n > 0 && n < 10'000) rr_ms = n;
+    }
+    return std::chrono::milliseconds(std::max(40L, rr_ms + 10));
+  }();
+  return bound;
+}
 constexpr int kRetries = 2;
 
 void pause_briefly() {
@@ -41,7 +59,7 @@ KnobResult<bool> set_and_wait(const std::string& dir, bool v2, bool frozen) {
   const std::string knob = dir + (v2 ? "/cgroup.freeze" : "/freezer.state");
   const std::string value = v2 ? (frozen ? "1" : "0") : (frozen ? "FROZEN" : "THAWED");
   if (auto st = write_knob(knob, value); !st) return st.error();
-  const auto until = Clock::now() + kSettle;
+  const auto until = Clock::now() + settle_bound();
   for (;;) {
     if (v2) {
       auto ev = read_knob(dir + "/cgroup.events");
@@ -70,7 +88,7 @@ Status cgroup_freeze(const std::string& dir, bool v2, bool frozen) {
   }
   if (frozen) (void)set_and_wait(dir, v2, false);  // never leave it half frozen
   return Status(Code::kUnavailable, std::string(frozen ? "freeze" : "thaw") + " of " + dir + " did not settle within " +
-                                        std::to_string(kSettle.count()) + " ms after " + std::to_string(kRetries) +
+                                        std::to_string(settle_bound().count()) + " ms after " + std::to_string(kRetries) +
                                         " tries; the gang is left thawed");
 }
 
@@ -105,7 +123,7 @@ Status signal_freeze(const ProcFs& proc, const std::set<int>& pids, bool frozen)
   if (!frozen) return {};
   // SIGSTOP is delivered asynchronously: confirmed when every process shows
   // state T (stopped) in /proc/PID/stat.
-  const auto until = Clock::now() + kSettle;
+  const auto until = Clock::now() + settle_bound();
   for (int pid : pids) {
     for (;;) {
       auto t = proc.task(pid);
@@ -113,7 +131,7 @@ Status signal_freeze(const ProcFs& proc, const std::set<int>& pids, bool frozen)
       if (Clock::now() > until) {
         for (int p : pids) (void)signal_process(p, false);
         return Status(Code::kUnavailable, "SIGSTOP of pid " + std::to_string(pid) + " not seen within " +
-                                              std::to_string(kSettle.count()) + " ms; the gang is left running");
+                                              std::to_string(settle_bound().count()) + " ms; the gang is left running");
       }
       pause_briefly();
     }

@@ -24,6 +24,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 const std::string kFreezer = "/sys/fs/cgroup/freezer";
 // Gangs live in REAL (SCHED_RR): the machine may be busy with other work
@@ -224,6 +225,10 @@ TEST_F(GangKernel, ThreadsOfDifferentGangsNeverShareAQuantumAndAGangsThreadsRunT
   EXPECT_GT(o.b_together, o.b_ran * 8 / 10) << o.b_together << " of " << o.b_ran;
   auto r = cli({"gang", "list"});
   EXPECT_THAT(r.out, HasSubstr("cgroup-v1 freezer"));
+  // Every switch was a confirmed freeze: none gave up and left a gang
+  // running beside the other (realtime members queued behind each other
+  // once made every freeze time out).
+  EXPECT_THAT(daemon_->log(), Not(HasSubstr("freeze failed")));
 }
 
 TEST_F(GangKernel, AGangAloneIsNeverFrozen) {
