@@ -290,7 +290,12 @@ TEST_F(GangKernel, SigkillOfAMemberAndSigtermOfTheDaemonLeaveNothingFrozen) {
 }
 
 TEST_F(GangKernel, AfterASigkillAndARestartTheGangsTakeTurnsAgain) {
-  start_two_gangs(10);
+  // 50 ms turns: sampled every 5 ms, a turn is ten intervals and only the
+  // one around a switch may see both gangs (at 10 ms turns, half of them
+  // straddled a switch, and on a host where a freeze takes ~3 ms to be
+  // confirmed that came to the 20% bound; a daemon that forgot the gangs
+  // shows both gangs in nearly every interval).
+  start_two_gangs(50);
   const std::string ga = kFreezer + "/" + top_ + "/REAL/gang:a", gb = kFreezer + "/" + top_ + "/REAL/gang:b";
   ASSERT_TRUE(eventually([&] {
     for (auto& [d, s] : freezer_states(top_))
