@@ -500,14 +500,16 @@ void Gangs::raise_priority() {
   if (raised_ || !tree_) return;
   // The strand switches gangs: behind spinning members at normal priority
   // it would wake milliseconds late and stretch every quantum. Above every
-  // member's realtime priority (lwktpri 31 gives 24) it runs on time.
+  // member's realtime priority (lwktpri 31 gives 24) it runs on time. So
+  // do the daemon's other threads (gRPC's, which answer every RPC, and the
+  // cgroup mover): behind realtime members spinning on every CPU they got
+  // only what RT throttling leaves (5%), and an RPC took a second.
   glue::TaskSettings ts{tree_->root().effective(), ClassParams{SchedClass::kRealtime, kStrandRtPriority}};
-  const int tid = static_cast<int>(::syscall(SYS_gettid));
-  if (Status st = glue_.place(static_cast<int>(::getpid()), tid, ts); !st) {
-    spdlog::warn("co-scheduler: cannot run the strand at SCHED_RR {}: {}; quanta may stretch under load",
+  if (Status st = glue_.place(static_cast<int>(::getpid()), 0, ts); !st) {
+    spdlog::warn("co-scheduler: cannot run uschedd at SCHED_RR {}: {}; quanta may stretch under load",
                  kStrandRtPriority, st.message());
   } else {
-    spdlog::info("co-scheduler: the strand (tid {}) runs at SCHED_RR {}", tid, kStrandRtPriority);
+    spdlog::info("co-scheduler: uschedd's threads run at SCHED_RR {}", kStrandRtPriority);
   }
   raised_ = true;
 }

@@ -231,6 +231,39 @@ TEST_F(GangKernel, ThreadsOfDifferentGangsNeverShareAQuantumAndAGangsThreadsRunT
   EXPECT_THAT(daemon_->log(), Not(HasSubstr("freeze failed")));
 }
 
+// Scheduling policy of a task, as the kernel says (field 41 of stat).
+int policy_of(int pid, int tid) {
+  const std::string s = read_file("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/stat");
+  const auto close = s.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream in(s.substr(close + 2));  // from field 3 on
+  std::string f;
+  for (int i = 3; i <= 41 && in >> f; ++i)
+    if (i == 41) return std::stoi(f);
+  return -1;
+}
+
+TEST_F(GangKernel, WithRealtimeGangsOnEveryCpuTheDaemonStillRunsAboveThem) {
+  // Realtime members spinning on both CPUs leave SCHED_OTHER threads only
+  // what RT throttling spares: every thread of uschedd (the strand, gRPC's
+  // threads that answer RPCs, the cgroup mover) runs at SCHED_RR above them
+  // once gangs exist, so the daemon stays responsive and stops promptly.
+  start_two_gangs(50);
+  const pid_t d = daemon_->pid();
+  std::vector<std::string> not_rr;
+  for (auto& e : fs::directory_iterator("/proc/" + std::to_string(d) + "/task")) {
+    const int tid = std::stoi(e.path().filename());
+    if (policy_of(d, tid) != SCHED_RR) not_rr.push_back(std::to_string(tid) + ":" + std::to_string(policy_of(d, tid)));
+  }
+  EXPECT_TRUE(not_rr.empty()) << "uschedd threads not at SCHED_RR (tid:policy):" << ::testing::PrintToString(not_rr);
+  auto r = cli({"gang", "list"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("REAL/a"));
+  // A clean stop with the gangs spinning thaws everything.
+  EXPECT_EQ(daemon_->stop(SIGTERM), 0);
+  for (auto& [dir, st] : freezer_states(top_)) EXPECT_EQ(st, "THAWED") << dir;
+}
+
 TEST_F(GangKernel, AGangAloneIsNeverFrozen) {
   a_ = std::make_unique<Spinners>();
   ASSERT_EQ(cli({"gang", "create", "REAL/a", "--quantum", "5"}).exit_code, 0);
