@@ -56,7 +56,7 @@ std::unique_ptr<Backend> make_v2() {
   if (root.empty()) return nullptr;
   // The entity and its members leaf, as the back end's setup would make
   // them minus the controllers a hybrid machine's v2 hierarchy lacks.
-  for (const std::string d : {kTop, kTop + "/vm", kTop + "/vm/@members"})
+  for (const std::string& d : {kTop, kTop + "/vm", kTop + "/vm/@members"})
     if (::mkdir((root + "/" + d).c_str(), 0755) != 0) die("mkdir " + root + "/" + d + ": " + std::strerror(errno));
   if (!std::filesystem::exists(root + "/" + kTop + "/vm/cgroup.freeze")) return nullptr;
   auto b = std::make_unique<Backend>();

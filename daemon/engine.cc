@@ -587,7 +587,7 @@ void Engine::join_later(const Member& m, const Entity& e) {
       const bool spread = gangs_ && !gangs_->gang_of(name, key).empty();
       if (!spread && e->cpus_for(now) == e->runnable()) return;
       it->second.placed_cpus.clear();
-      (void)place_member(e->members().at(key), *e, it->second);
+      (void)place_member(now, *e, it->second);
       if (gangs_) gangs_->replaced(key);  // the move also undid the gang's spread
     });
   });

@@ -1,6 +1,5 @@
 #include "gang.h"
 
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>

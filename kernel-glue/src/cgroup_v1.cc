@@ -34,7 +34,7 @@ class V1Glue final : public Glue {
       if (auto st = make_dir(fz_top()); !st) return st;
       // Gangs are not kept across restarts: a daemon that died mid-quantum
       // may have left groups frozen. Thaw them all, then return their tasks.
-      if (Status st = cgroup_thaw_tree(fz_top(), false); !st) return st;
+      if (Status st = cgroup_thaw_tree(fz_top(), false, settle_); !st) return st;
       for (const std::string& d : subdirs_deepest_first(fz_top())) {
         Status st = move_ids(d + "/tasks", fz_root() + "/tasks");
         if (st) st = remove_dir(d);
@@ -72,18 +72,18 @@ class V1Glue final : public Glue {
     return st;
   }
   Status freeze_gang(const std::string& entity, const std::string& gang, bool frozen) override {
-    return cgroup_freeze(gang_dir(entity, gang), false, frozen);
+    return cgroup_freeze(gang_dir(entity, gang), false, frozen, settle_);
   }
 
   Status remove_gang(const std::string& entity, const std::string& gang) override {
     const std::string dir = gang_dir(entity, gang);
     if (!knob_exists(dir)) return {};
-    if (Status st = cgroup_freeze(dir, false, false); !st) return st;
+    if (Status st = cgroup_freeze(dir, false, false, settle_); !st) return st;
     if (Status st = move_ids(dir + "/tasks", fz_root() + "/tasks"); !st) return st;
     return remove_dir(dir);
   }
 
-  Status thaw_all() override { return cgroup_thaw_tree(fz_top(), false); }
+  Status thaw_all() override { return cgroup_thaw_tree(fz_top(), false, settle_); }
   std::string freezer() const override { return "cgroup-v1 freezer"; }
 
   Status apply_group(const std::string& entity, const GroupSettings& s) override {
@@ -240,6 +240,7 @@ class V1Glue final : public Glue {
 
   Options o_;
   ProcFs proc_;
+  const std::chrono::milliseconds settle_ = freeze_settle(proc_);  // read once
   std::string cs_root_, cpu_root_;
 };
 

@@ -50,17 +50,17 @@ class V2Glue final : public Glue {
     return st;
   }
   Status freeze_gang(const std::string& entity, const std::string& gang, bool frozen) override {
-    return cgroup_freeze(gang_dir(entity, gang), true, frozen);
+    return cgroup_freeze(gang_dir(entity, gang), true, frozen, settle_);
   }
   Status remove_gang(const std::string& entity, const std::string& gang) override {
     const std::string dir = gang_dir(entity, gang);
     if (!knob_exists(dir)) return {};
-    if (Status st = cgroup_freeze(dir, true, false); !st) return st;
+    if (Status st = cgroup_freeze(dir, true, false, settle_); !st) return st;
     const std::string members = top_ + "/" + entity + "/" + kMembers;
     if (Status st = move_ids(dir + "/cgroup.procs", members + "/cgroup.procs"); !st) return st;
     return remove_dir(dir);
   }
-  Status thaw_all() override { return cgroup_thaw_tree(top_, true); }
+  Status thaw_all() override { return cgroup_thaw_tree(top_, true, settle_); }
   std::string freezer() const override { return "cgroup-v2 cgroup.freeze"; }
   std::string gang_dir(const std::string& entity, const std::string& gang) const {
     return top_ + "/" + entity + "/" + gang_dir_name(gang);
@@ -76,7 +76,7 @@ class V2Glue final : public Glue {
     if (!fr) return fr.status();
     if (has_freeze && fr.value() == "1")
       if (auto st = write_knob(top_ + "/cgroup.freeze", "0"); !st) return st;
-    if (Status st = cgroup_thaw_tree(top_, true); !st) return st;
+    if (Status st = cgroup_thaw_tree(top_, true, settle_); !st) return st;
     return {};
   }
 
@@ -205,6 +205,7 @@ class V2Glue final : public Glue {
 
   Options o_;
   ProcFs proc_;
+  const std::chrono::milliseconds settle_ = freeze_settle(proc_);  // read once
   std::string root_, top_;
 };
 

@@ -7,8 +7,8 @@
 #include <signal.h>
 #include <time.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <sstream>
@@ -25,20 +25,8 @@ using Clock = std::chrono::steady_clock;
 // of the same priority waits up to a whole RR time slice (100 ms by
 // default): a bound below that made a gang of realtime members that shared
 // a CPU with another never freeze, and once left thawed never again. So the
-// bound is 40 ms or the RR slice plus a tick, whichever is longer. Poll
-// finely: the caller's strand waits meanwhile.
-std::chrono::milliseconds settle_bound() {
-  static const std::chrono::milliseconds bound = [] {
-    long rr_ms = 100;  // the kernel's default (RR_TIMESLICE)
-    if (auto v = read_knob_trimmed("/proc/sys/kernel/sched_rr_timeslice_ms")) {
-      char* end = nullptr;
-      const long n = std::strtol(v.value().c_str(), &end, 10);
-      if (end && *end == '\0' && n > 0 && n < 10'000) rr_ms = n;
-    }
-    return std::chrono::milliseconds(std::max(40L, rr_ms + 10));
-  }();
-  return bound;
-}
+// bound is 40 ms or the RR slice plus a tick, whichever is longer
+// (freeze_settle). Poll finely: the caller's strand waits meanwhile.
 constexpr int kRetries = 2;
 
 void pause_briefly() {
@@ -55,11 +43,11 @@ bool events_frozen(const std::string& text, bool want) {
 }
 
 // Writes the state and polls until the kernel reports it, or kSettle passes.
-KnobResult<bool> set_and_wait(const std::string& dir, bool v2, bool frozen) {
+KnobResult<bool> set_and_wait(const std::string& dir, bool v2, bool frozen, std::chrono::milliseconds settle) {
   const std::string knob = dir + (v2 ? "/cgroup.freeze" : "/freezer.state");
   const std::string value = v2 ? (frozen ? "1" : "0") : (frozen ? "FROZEN" : "THAWED");
   if (auto st = write_knob(knob, value); !st) return st.error();
-  const auto until = Clock::now() + settle_bound();
+  const auto until = Clock::now() + settle;
   for (;;) {
     if (v2) {
       auto ev = read_knob(dir + "/cgroup.events");
@@ -77,22 +65,32 @@ KnobResult<bool> set_and_wait(const std::string& dir, bool v2, bool frozen) {
 
 }  // namespace
 
-Status cgroup_freeze(const std::string& dir, bool v2, bool frozen) {
+std::chrono::milliseconds freeze_settle(const ProcFs& proc) {
+  long rr_ms = 100;  // the kernel's default (RR_TIMESLICE)
+  if (auto v = read_knob_trimmed(proc.root() + "/sys/kernel/sched_rr_timeslice_ms")) {
+    char* end = nullptr;
+    const long n = std::strtol(v.value().c_str(), &end, 10);
+    if (end && *end == '\0' && n > 0 && n < 10'000) rr_ms = n;
+  }
+  return std::chrono::milliseconds(std::max(40L, rr_ms + 10));
+}
+
+Status cgroup_freeze(const std::string& dir, bool v2, bool frozen, std::chrono::milliseconds settle) {
   for (int attempt = 0; attempt < kRetries; ++attempt) {
-    auto ok = set_and_wait(dir, v2, frozen);
+    auto ok = set_and_wait(dir, v2, frozen, settle);
     if (!ok) return ok.status();
     if (ok.value()) return {};
     if (!frozen) break;
     // Stuck in FREEZING (v1 races exec, or a task in D state): thaw, retry.
-    (void)set_and_wait(dir, v2, false);
+    (void)set_and_wait(dir, v2, false, settle);
   }
-  if (frozen) (void)set_and_wait(dir, v2, false);  // never leave it half frozen
+  if (frozen) (void)set_and_wait(dir, v2, false, settle);  // never leave it half frozen
   return Status(Code::kUnavailable, std::string(frozen ? "freeze" : "thaw") + " of " + dir + " did not settle within " +
-                                        std::to_string(settle_bound().count()) + " ms after " + std::to_string(kRetries) +
+                                        std::to_string(settle.count()) + " ms after " + std::to_string(kRetries) +
                                         " tries; the gang is left thawed");
 }
 
-Status cgroup_thaw_tree(const std::string& top, bool v2) {
+Status cgroup_thaw_tree(const std::string& top, bool v2, std::chrono::milliseconds settle) {
   if (!knob_exists(top)) return {};
   Status first;
   auto dirs = subdirs_deepest_first(top);
@@ -102,7 +100,7 @@ Status cgroup_thaw_tree(const std::string& top, bool v2) {
     if (!knob_exists(knob)) continue;
     auto cur = read_knob_trimmed(knob);
     if (cur && (cur.value() == "THAWED" || cur.value() == "0")) continue;
-    Status st = cgroup_freeze(d, v2, false);
+    Status st = cgroup_freeze(d, v2, false, settle);
     if (!st && first) first = st;  // keep going: thaw as much as we can
   }
   return first;
@@ -115,7 +113,7 @@ KnobStatus signal_process(int pid, bool stop) {
   return {};
 }
 
-Status signal_freeze(const ProcFs& proc, const std::set<int>& pids, bool frozen) {
+Status signal_freeze(const ProcFs& proc, const std::set<int>& pids, bool frozen, std::chrono::milliseconds settle) {
   for (int pid : pids) {
     auto st = signal_process(pid, frozen);
     if (!st && st.err() != ESRCH) return st;
@@ -123,7 +121,7 @@ Status signal_freeze(const ProcFs& proc, const std::set<int>& pids, bool frozen)
   if (!frozen) return {};
   // SIGSTOP is delivered asynchronously: confirmed when every process shows
   // state T (stopped) in /proc/PID/stat.
-  const auto until = Clock::now() + settle_bound();
+  const auto until = Clock::now() + settle;
   for (int pid : pids) {
     for (;;) {
       auto t = proc.task(pid);
@@ -131,7 +129,7 @@ Status signal_freeze(const ProcFs& proc, const std::set<int>& pids, bool frozen)
       if (Clock::now() > until) {
         for (int p : pids) (void)signal_process(p, false);
         return Status(Code::kUnavailable, "SIGSTOP of pid " + std::to_string(pid) + " not seen within " +
-                                              std::to_string(settle_bound().count()) + " ms; the gang is left running");
+                                              std::to_string(settle.count()) + " ms; the gang is left running");
       }
       pause_briefly();
     }

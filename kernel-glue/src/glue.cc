@@ -161,14 +161,14 @@ class AffinityGlue final : public Glue {
   Status leave_gang(const std::string& entity, const std::string& gang, int pid, int) override {
     auto it = gangs_.find(entity + "/" + gang);
     if (it == gangs_.end() || !it->second.erase(pid)) return {};
-    if (stopped_.count(it->first)) (void)signal_freeze(proc_, {pid}, false);
+    if (stopped_.count(it->first)) (void)signal_freeze(proc_, {pid}, false, settle_);
     return {};
   }
   Status freeze_gang(const std::string& entity, const std::string& gang, bool frozen) override {
     auto it = gangs_.find(entity + "/" + gang);
     if (it == gangs_.end()) return {};
     if (frozen) stopped_.insert(it->first);
-    Status st = signal_freeze(proc_, it->second, frozen);
+    Status st = signal_freeze(proc_, it->second, frozen, settle_);
     if (!frozen || !st) stopped_.erase(it->first);
     return st;
   }
@@ -180,7 +180,7 @@ class AffinityGlue final : public Glue {
   Status thaw_all() override {
     Status first;
     for (const std::string& g : std::set<std::string>(stopped_)) {
-      Status st = signal_freeze(proc_, gangs_[g], false);
+      Status st = signal_freeze(proc_, gangs_[g], false, settle_);
       if (!st && first) first = st;
     }
     stopped_.clear();
@@ -191,6 +191,7 @@ class AffinityGlue final : public Glue {
  private:
   Options o_;
   ProcFs proc_;
+  const std::chrono::milliseconds settle_ = freeze_settle(proc_);  // read once
   std::map<std::string, std::set<int>> gangs_;  // "entity/gang" -> pids
   std::set<std::string> stopped_;
 };

@@ -18,6 +18,7 @@
 #include "support/harness.h"
 #include "support/kernel.h"
 #include "usched/client.h"
+#include "usched/glue/proc.h"
 
 namespace usched::test {
 namespace {
@@ -100,9 +101,10 @@ class Fifo {
   bool ok_ = false;
 };
 
+// Nanoseconds the thread has run (schedstat, exact), as the glue reads it.
 uint64_t run_ns(int pid, int tid) {
-  std::string s = read_file("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/schedstat");
-  return s.empty() ? 0 : std::stoull(s);
+  auto r = glue::ProcFs().run_ns(pid, tid);
+  return r ? r.value() : 0;
 }
 
 // Every freezer.state under our top directory.
@@ -231,18 +233,6 @@ TEST_F(GangKernel, ThreadsOfDifferentGangsNeverShareAQuantumAndAGangsThreadsRunT
   EXPECT_THAT(daemon_->log(), Not(HasSubstr("freeze failed")));
 }
 
-// Scheduling policy of a task, as the kernel says (field 41 of stat).
-int policy_of(int pid, int tid) {
-  const std::string s = read_file("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/stat");
-  const auto close = s.rfind(')');
-  if (close == std::string::npos) return -1;
-  std::istringstream in(s.substr(close + 2));  // from field 3 on
-  std::string f;
-  for (int i = 3; i <= 41 && in >> f; ++i)
-    if (i == 41) return std::stoi(f);
-  return -1;
-}
-
 TEST_F(GangKernel, WithRealtimeGangsOnEveryCpuTheDaemonStillRunsAboveThem) {
   // Realtime members spinning on both CPUs leave SCHED_OTHER threads only
   // what RT throttling spares: every thread of uschedd (the strand, gRPC's
@@ -253,7 +243,8 @@ TEST_F(GangKernel, WithRealtimeGangsOnEveryCpuTheDaemonStillRunsAboveThem) {
   std::vector<std::string> not_rr;
   for (auto& e : fs::directory_iterator("/proc/" + std::to_string(d) + "/task")) {
     const int tid = std::stoi(e.path().filename());
-    if (policy_of(d, tid) != SCHED_RR) not_rr.push_back(std::to_string(tid) + ":" + std::to_string(policy_of(d, tid)));
+    const int policy = ::sched_getscheduler(tid);  // a tid names one thread on Linux
+    if (policy != SCHED_RR) not_rr.push_back(std::to_string(tid) + ":" + std::to_string(policy));
   }
   EXPECT_TRUE(not_rr.empty()) << "uschedd threads not at SCHED_RR (tid:policy):" << ::testing::PrintToString(not_rr);
   auto r = cli({"gang", "list"});

@@ -14,6 +14,7 @@
 
 #include "support/kernel.h"
 #include "usched/glue/glue.h"
+#include "usched/glue/proc.h"
 
 namespace usched::test {
 namespace {
@@ -21,10 +22,11 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-// Nanoseconds the task has run (first field of /proc/PID/schedstat).
+// Nanoseconds the process's main thread has run (schedstat), as the glue
+// reads it.
 long long ran_ns(pid_t pid) {
-  const std::string s = read_file("/proc/" + std::to_string(pid) + "/schedstat");
-  return s.empty() ? -1 : std::stoll(s);
+  auto r = glue::ProcFs().run_ns(pid, pid);
+  return r ? static_cast<long long>(r.value()) : -1;
 }
 
 long long ran_during(pid_t pid, std::chrono::milliseconds d) {
@@ -63,7 +65,7 @@ class V2Freezer : public ::testing::Test {
     top_ = "usched-test-v2f-" + random_suffix();
     // What the back end's setup would make, minus the controllers this
     // hierarchy does not have: the entity and its members leaf.
-    for (const std::string d : {top_, top_ + "/vm", top_ + "/vm/@members"})
+    for (const std::string& d : {top_, top_ + "/vm", top_ + "/vm/@members"})
       ASSERT_EQ(::mkdir((root_ + "/" + d).c_str(), 0755), 0) << d << ": " << std::strerror(errno);
     if (!fs::exists(root_ + "/" + top_ + "/vm/cgroup.freeze")) {
       USCHED_SKIP_OR_FAIL_IF("this kernel has no cgroup.freeze (Linux < 5.2)");
@@ -81,7 +83,9 @@ class V2Freezer : public ::testing::Test {
     // is left is thawed and removed, even after a failed assertion.
     for (auto& c : kids_) c->kill();
     remove_cgroup_top(top_);
-    if (!top_.empty()) EXPECT_FALSE(fs::exists(root_ + "/" + top_)) << "cgroup left behind";
+    if (!top_.empty()) {
+      EXPECT_FALSE(fs::exists(root_ + "/" + top_)) << "cgroup left behind";
+    }
   }
   pid_t spinner() {
     // Bounded: 30 s of CPU at most, whatever happens to the test.
