@@ -68,11 +68,34 @@ Result<PluginArgs> parse_args(const std::vector<std::string>& args) {
         return invalid("plugstack.conf argument '" + a + "': quantum is milliseconds, 1 to 60000");
       }
       out.quantum_ms = q;
+    } else if (key == "allow" && !val.empty()) {
+      size_t from = 0;
+      while (from <= val.size()) {
+        const size_t to = std::min(val.find(':', from), val.size());
+        if (to > from) out.allow.push_back(val.substr(from, to - from));
+        from = to + 1;
+      }
     } else {
-      return invalid("plugstack.conf argument '" + a + "' is not one of socket=PATH, quantum=MS");
+      return invalid("plugstack.conf argument '" + a + "' is not one of socket=PATH, quantum=MS, allow=NAME[:NAME...]");
     }
   }
   return out;
+}
+
+Status may_use(const std::string& name, const std::vector<std::pair<std::string, uint32_t>>& owners, uint32_t uid,
+               const std::vector<std::string>& allow) {
+  if (uid == 0) return Status::ok();
+  auto at_or_below = [&](const std::string& top) {
+    return name == top || (name.size() > top.size() && name.compare(0, top.size(), top) == 0 && name[top.size()] == '/');
+  };
+  for (const auto& [n, owner] : owners) {
+    if (owner == uid && at_or_below(n)) return Status::ok();
+  }
+  for (const std::string& a : allow) {
+    if (at_or_below(a)) return Status::ok();
+  }
+  return denied("uid " + std::to_string(uid) + " may not use scheduler '" + name +
+                "': it is not the user's (usched chown) and not on the plugin's allow= list in plugstack.conf");
 }
 
 std::string expand_node(const std::string& pattern, const std::string& node) {

@@ -47,9 +47,20 @@ struct PluginArgs {
   std::string socket;
   // Quantum of the gangs the plugin creates; 0 means uschedd's default.
   int quantum_ms = 0;
+  // Schedulers every job may name (and those below them).
+  std::vector<std::string> allow;
 };
-// "socket=/run/usched/usched.sock", "quantum=20". Errors name the argument.
+// "socket=/run/usched/usched.sock", "quantum=20", "allow=batch:gangs".
+// Errors name the argument.
 Result<PluginArgs> parse_args(const std::vector<std::string>& args);
+
+// The plugin acts as root in slurmstepd, so it decides itself whether the
+// job's user may name `name`: root may name any scheduler; a user one it
+// owns or that lies below one it owns (`owners`: `name` and each ancestor
+// with its owner uid), or one on the allow= list or below one. The error
+// names the user, the scheduler and what would let it.
+Status may_use(const std::string& name, const std::vector<std::pair<std::string, uint32_t>>& owners, uint32_t uid,
+               const std::vector<std::string>& allow);
 
 // `pattern` with every "%n" replaced by `node`.
 std::string expand_node(const std::string& pattern, const std::string& node);

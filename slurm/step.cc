@@ -83,6 +83,19 @@ std::string target_of(const usched_step& s) {
 
 // The step's child scheduler on the CPUs Slurm gave the step, handed to
 // the job's user so the job can subdivide it in its own vcpu numbers.
+Status check_user(usched::Client& c, const usched_step& s) {
+  std::vector<std::pair<std::string, uint32_t>> owners;
+  const std::string name = s.scheduler;
+  for (size_t end = name.find('/'); ; end = name.find('/', end + 1)) {
+    const std::string prefix = name.substr(0, end);
+    auto e = c.get(prefix);
+    if (!e) return e.status();
+    owners.emplace_back(prefix, e->owner_uid());
+    if (end == std::string::npos) break;
+  }
+  return us::may_use(name, owners, s.uid, g_args.allow);
+}
+
 Status make_scheduler(usched::Client& c, const usched_step& s) {
   auto parent = c.get(s.scheduler);
   if (!parent) return parent.status();
@@ -153,6 +166,7 @@ extern "C" int usched_step_bind(const usched_step* s, pid_t pid, char* err, size
   if (!c) return fail(err, errlen, c.status().message());
   const std::string gang = us::step_component(s->job_id, s->step_id);
   if (!g_made) {
+    if (Status st = check_user(**c, *s); !st) return fail(err, errlen, st.message());
     Status st = s->gang ? make_gang(**c, *s) : make_scheduler(**c, *s);
     if (!st) return fail(err, errlen, st.message());
     g_target = target_of(*s);

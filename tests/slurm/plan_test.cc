@@ -74,16 +74,46 @@ TEST(SlurmPlan, ArgsAcceptSocketAndQuantum) {
   EXPECT_EQ(r->quantum_ms, 0);
 }
 
+TEST(SlurmPlan, ArgsSplitTheAllowListAtColons) {
+  auto r = parse_args({"allow=batch:gangs::x/y"});
+  ASSERT_TRUE(r) << r.status().message();
+  EXPECT_EQ(r->allow, (std::vector<std::string>{"batch", "gangs", "x/y"}));
+}
+
 TEST(SlurmPlan, ArgsRejectUnknownOrBadValuesNamingThem) {
   auto r = parse_args({"sock=/x"});
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.status().message(), "plugstack.conf argument 'sock=/x' is not one of socket=PATH, quantum=MS");
+  EXPECT_EQ(r.status().message(),
+            "plugstack.conf argument 'sock=/x' is not one of socket=PATH, quantum=MS, allow=NAME[:NAME...]");
   r = parse_args({"socket=relative.sock"});
   ASSERT_FALSE(r);
   EXPECT_NE(r.status().message().find("absolute"), std::string::npos);
   r = parse_args({"quantum=0"});
   ASSERT_FALSE(r);
   EXPECT_NE(r.status().message().find("'quantum=0'"), std::string::npos);
+}
+
+TEST(SlurmPlan, RootMayUseAnyScheduler) { EXPECT_TRUE(may_use("REAL", {{"REAL", 0}}, 0, {})); }
+
+TEST(SlurmPlan, UserMayUseWhatItOwnsAndWhatLiesBelow) {
+  EXPECT_TRUE(may_use("team", {{"team", 1000}}, 1000, {}));
+  EXPECT_TRUE(may_use("team/a", {{"team", 1000}, {"team/a", 0}}, 1000, {}));
+}
+
+TEST(SlurmPlan, UserMayUseTheAllowListAndBelowButNotLookalikes) {
+  EXPECT_TRUE(may_use("batch", {{"batch", 0}}, 1000, {"batch"}));
+  EXPECT_TRUE(may_use("batch/big", {{"batch", 0}, {"batch/big", 0}}, 1000, {"batch"}));
+  EXPECT_FALSE(may_use("batchx", {{"batchx", 0}}, 1000, {"batch"}));
+}
+
+TEST(SlurmPlan, UserMayNotUseOthersSchedulersAndTheErrorSaysWhy) {
+  Status s = may_use("REAL", {{"REAL", 0}}, 1000, {"batch"});
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.code(), Code::kPermissionDenied);
+  EXPECT_EQ(s.message(),
+            "uid 1000 may not use scheduler 'REAL': it is not the user's (usched chown) and not on the plugin's "
+            "allow= list in plugstack.conf");
+  EXPECT_FALSE(may_use("team", {{"team", 1001}}, 1000, {}));
 }
 
 TEST(SlurmPlan, SocketPatternTakesTheNodeName) {

@@ -124,11 +124,12 @@ for n in n1 n2; do
   for _ in $(seq 100); do "$usched" --socket "$work/$n.sock" list >/dev/null 2>&1 && break; sleep 0.05; done
   "$usched" --socket "$work/$n.sock" batch on 'cpu*' lwktpri 6 >/dev/null || die "creating batch on $n"
   "$usched" --socket "$work/$n.sock" gangs on cpu0 lwktpri 6 >/dev/null || die "creating gangs on $n"
+  "$usched" --socket "$work/$n.sock" private on 'cpu*' lwktpri 6 >/dev/null || die "creating private on $n"
 done
 
 # --- Slurm --------------------------------------------------------------------
 plugstack() {  # required|optional [socket pattern]
-  echo "$1 $plugin socket=${2:-$work/%n.sock} quantum=100" >"$work/plugstack.conf"
+  echo "$1 $plugin socket=${2:-$work/%n.sock} quantum=100 allow=batch:gangs" >"$work/plugstack.conf"
 }
 plugstack required
 cat >"$work/cgroup.conf" <<CONF
@@ -269,6 +270,11 @@ echo "$out"
 grep -q "nosuch" <<<"$out" || fail "--usched=nosuch under 'optional': no message naming it"
 [ $rc = 0 ] && grep -q "no scheduler named 'nosuch'" <<<"$out" && pass "optional: --usched=nosuch runs unplaced, says why"
 plugstack required
+# A scheduler the user may not use (root's, not on allow=): refused, named.
+out=$(cd "$work/jobs" && as_user srun -N1 -n1 -w n1 --usched=private echo ran-unplaced 2>&1)
+echo "$out"
+! grep -q "^ran-unplaced$" <<<"$out" && grep -q "may not use scheduler 'private'" <<<"$out" &&
+  pass "$user naming root's 'private': refused, the output says why" || fail "$user could use 'private' or no message"
 # No uschedd on the node: the error says so.
 plugstack required "$work/absent-%n.sock"
 out=$(srun -N1 -n1 -w n1 --usched=batch echo ran-unplaced 2>&1); rc=$?
