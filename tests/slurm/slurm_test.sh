@@ -79,6 +79,7 @@ stop_pid() {  # TERM, up to 10 s, then KILL
   kill -9 "$p" 2>/dev/null
 }
 cleanup() {
+  kill "${watchdog:-}" 2>/dev/null
   if [ -n "${ctld_up:-}" ]; then
     scancel --quiet --full --user=root 2>/dev/null
     scancel --quiet --full --user="$user" 2>/dev/null
@@ -97,6 +98,16 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
+# Bounded: every Slurm command gives up after 60 s, and the whole run
+# stops (and cleans up) after 150 s, well inside ctest's 240 s.
+srun() { timeout 60 "$(type -P srun)" "$@"; }
+sbatch() { timeout 60 "$(type -P sbatch)" "$@"; }
+(
+  trap 'kill $s 2>/dev/null; exit 0' TERM
+  sleep 150 & s=$!
+  wait $s && echo "FAILED: the slurm tier ran over 150 s" && kill -TERM $$
+) 2>/dev/null &
+watchdog=$!
 
 # Ports: a free block, so two runs or another Slurm on this host do not meet.
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -125,11 +136,12 @@ for n in n1 n2; do
   "$usched" --socket "$work/$n.sock" batch on 'cpu*' lwktpri 6 >/dev/null || die "creating batch on $n"
   "$usched" --socket "$work/$n.sock" gangs on cpu0 lwktpri 6 >/dev/null || die "creating gangs on $n"
   "$usched" --socket "$work/$n.sock" private on 'cpu*' lwktpri 6 >/dev/null || die "creating private on $n"
+  "$usched" --socket "$work/$n.sock" pinned on 'cpu*' lwktpri 6 locked >/dev/null || die "creating pinned on $n"
 done
 
 # --- Slurm --------------------------------------------------------------------
 plugstack() {  # required|optional [socket pattern]
-  echo "$1 $plugin socket=${2:-$work/%n.sock} quantum=100 allow=batch:gangs" >"$work/plugstack.conf"
+  echo "$1 $plugin socket=${2:-$work/%n.sock} quantum=100 allow=batch:gangs:pinned" >"$work/plugstack.conf"
 }
 plugstack required
 cat >"$work/cgroup.conf" <<CONF
@@ -186,7 +198,7 @@ done
   { keep_logs=1; sinfo -N; die "n1 and n2 did not come up idle"; }
 pass "munged, slurmctld, slurmd n1 and n2 up on ports $base-$((base + 2))"
 
-as_user() { runuser -u "$user" -- env SLURM_CONF="$SLURM_CONF" "$@"; }
+as_user() { timeout 60 runuser -u "$user" -- env SLURM_CONF="$SLURM_CONF" "$@"; }
 # The value of "key": in the one-line JSON of `usched show --json`.
 json_field() { grep -o "\"$2\": *\"\?[^,\"}]*" <<<"$1" | head -1 | sed 's/.*: *"\?//'; }
 
@@ -214,6 +226,23 @@ for n in n1 n2; do
   [ "$left" = 0 ] || fail "$n: step schedulers left after the steps ended: $("$usched" --socket "$work/$n.sock" list)"
 done
 
+# Two tasks on one node, both cores: Slurm's task/affinity binds each task
+# to a core, and the plugin, the last writer, puts both on their step's
+# scheduler (both CPUs); under a locked scheduler each task gets a vcpu
+# (a CPU) of its own.
+if [ "$ncpus" -ge 2 ]; then
+  out=$(srun -N1 -n2 -w n1 --usched=batch -l grep Cpus_allowed_list /proc/self/status 2>&1)
+  echo "$out"
+  [ "$(grep -c "Cpus_allowed_list:.0-$((ncpus - 1))$" <<<"$out")" = 2 ] &&
+    pass "-n2 --usched=batch: both tasks on the step's CPUs 0-$((ncpus - 1)), not Slurm's one core each" ||
+    fail "-n2 --usched=batch: tasks not on the step's scheduler's CPUs"
+  out=$(srun -N1 -n2 -w n1 --usched=pinned -l grep Cpus_allowed_list /proc/self/status 2>&1)
+  echo "$out"
+  cpus=$(grep -o 'Cpus_allowed_list:.*' <<<"$out" | cut -f2 | sort | tr '\n' ' ')
+  [ "$cpus" = "0 1 " ] && pass "-n2 --usched=pinned (locked): one CPU per task ($cpus)" ||
+    fail "-n2 --usched=pinned: tasks on '$cpus', expected 0 and 1"
+fi
+
 # Waits up to $1 tenths of a second for the command after it to succeed.
 wait_for() {
   local n=$1; shift
@@ -233,6 +262,7 @@ cat >"$work/jobs/job.sh" <<JOB
 echo "task \$\$ \$USCHED_SCHEDULER \$(grep Cpus_allowed_list /proc/self/status | cut -f2)"
 "$usched" --socket "\$USCHED_SOCKET" show "\$USCHED_SCHEDULER" --json | tr -d '\n '; echo
 "$usched" --socket "\$USCHED_SOCKET" "\$USCHED_SCHEDULER/mine" on cpu0 && echo "made \$USCHED_SCHEDULER/mine"
+srun sh -c 'echo "step \$USCHED_SCHEDULER \$(grep Cpus_allowed_list /proc/self/status | cut -f2)"'
 JOB
 chmod 755 "$work/jobs/job.sh"
 jid=$(cd "$work/jobs" && as_user sbatch --parsable "$work/jobs/job.sh")
@@ -249,6 +279,8 @@ else
   [ "$(json_field "$show" ownerUid)" = "$uid" ] || fail "sbatch: $sched is not owned by $user ($uid): $show"
   [ "$cpus" = "$(json_field "$show" effectiveCpus)" ] || fail "sbatch: script on $cpus, $sched elsewhere"
   grep -q "^made $sched/mine$" <<<"$jout" || fail "sbatch: $user could not create $sched/mine"
+  # An srun in the script takes the option from sbatch: its step is placed too.
+  grep -q "^step batch/job$jid.0 " <<<"$jout" || fail "sbatch: the srun step in the script was not placed"
   [ "$failures" = 0 ] && pass "sbatch as $user: script on $sched (CPUs $cpus, owner uid $uid), made $sched/mine"
   wait_for 50 eval '! "$usched" --socket "$work/n1.sock" list | grep -q "batch/job$jid"' ||
     fail "sbatch: $sched (or below) left after the job: $("$usched" --socket "$work/n1.sock" list)"
