@@ -11,6 +11,7 @@
  *                   task never runs user code unplaced;
  *   exit            removes the step's scheduler or gang, also after
  *                   scancel or a failed step. */
+#include <slurm/slurm.h> /* SLURM_EXTERN_CONT */
 #include <slurm/spank.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,10 +88,17 @@ static int describe(spank_t sp, struct usched_step *s, char **cores) {
   return 0;
 }
 
+/* The extern step (PrologFlags=Contain) holds no tasks of the user's: it
+ * adopts ssh sessions and is left where Slurm puts it. */
+static int is_extern(spank_t sp) {
+  uint32_t step = 0;
+  return spank_get_item(sp, S_JOB_STEPID, &step) == ESPANK_SUCCESS && step == SLURM_EXTERN_CONT;
+}
+
 int slurm_spank_init_post_opt(spank_t sp, int ac, char **av) {
   (void)ac;
   (void)av;
-  if (!opt_name || !spank_remote(sp)) return 0;
+  if (!opt_name || !spank_remote(sp) || is_extern(sp)) return 0;
   struct usched_step s;
   char *cores = NULL;
   char target[512], err[512];
@@ -107,7 +115,7 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av) {
 int slurm_spank_task_post_fork(spank_t sp, int ac, char **av) {
   (void)ac;
   (void)av;
-  if (!opt_name) return 0;
+  if (!opt_name || is_extern(sp)) return 0;
   struct usched_step s;
   char *cores = NULL;
   pid_t pid = 0;
@@ -127,7 +135,7 @@ int slurm_spank_task_post_fork(spank_t sp, int ac, char **av) {
 int slurm_spank_exit(spank_t sp, int ac, char **av) {
   (void)ac;
   (void)av;
-  if (!opt_name || !spank_remote(sp)) return 0;
+  if (!opt_name || !spank_remote(sp) || is_extern(sp)) return 0;
   struct usched_step s;
   char *cores = NULL;
   char err[1024];

@@ -176,6 +176,8 @@ ReturnToService=2
 MpiDefault=none
 PlugStackConfig=$work/plugstack.conf
 InactiveLimit=0
+# Contain: an extern step per job and node, as most sites run.
+PrologFlags=Contain
 KillWait=2
 MinJobAge=5
 SlurmdTimeout=30
