@@ -364,29 +364,39 @@ gang_job() {  # gang flag: "--usched-gang" or ""
 #!/bin/bash
 #SBATCH -N1 -n1 -c1 -w n1 -o $work/jobs/gang.%j
 for s in a b; do
-  srun --overlap -n1 --usched=gangs $1 bash -c 'echo \$\$ >$work/jobs/spin.\$0; end=\$((SECONDS + 5)); while [ \$SECONDS -lt \$end ]; do :; done' \$s &
+  srun --overlap -n1 --usched=gangs $1 bash -c 'echo \$\$ >$work/jobs/spin.\$0; end=\$((SECONDS + 15)); while [ \$SECONDS -lt \$end ]; do :; done' \$s &
 done
 wait
 JOB
   rm -f "$work"/jobs/spin.*
   sbatch --parsable "$work/jobs/gang.sh"
 }
-# Samples (every 5 ms for 1.5 s) of the two spinners' states in
+# Samples (every 5 ms, for 1.5 s) of the two spinners' states in
 # /proc/PID/stat: "both" counts samples in which both were runnable (R),
-# "a" and "b" those in which each was. A frozen task is never R.
+# "a" and "b" those in which each was. A frozen task is never R. The
+# spinners stop by themselves after 15 s; the job is cancelled long before.
+# The sampler forks nothing (builtins, a read timeout on a FIFO as its
+# clock) and runs at SCHED_RR 1, so other work on the machine does not
+# thin out its samples; it sleeps most of the time.
+mkfifo "$work/tick"
 states() {
-  local a b sa sb both=0 ra=0 rb=0 total=0 rest
-  a=$(cat "$work/jobs/spin.a") b=$(cat "$work/jobs/spin.b")
-  for _ in $(seq 300); do
+  local a b sa sb both=0 ra=0 rb=0 total=0 rest stop now
+  chrt -r -p 1 $BASHPID >/dev/null 2>&1
+  exec 7<>"$work/tick"
+  a=$(<"$work/jobs/spin.a") b=$(<"$work/jobs/spin.b")
+  now=${EPOCHREALTIME/./}
+  stop=$((now + 1500000))
+  while ((now < stop)); do
     { read -r _ _ sa rest <"/proc/$a/stat" && read -r _ _ sb rest <"/proc/$b/stat"; } 2>/dev/null || break
     total=$((total + 1))
     [ "$sa" = R ] && ra=$((ra + 1))
     [ "$sb" = R ] && rb=$((rb + 1))
     [ "$sa" = R ] && [ "$sb" = R ] && both=$((both + 1))
-    sleep 0.005
+    read -r -t 0.005 -u 7
+    now=${EPOCHREALTIME/./}
   done
   ((total >= 100)) || { echo "only $total samples" >&2; return 1; }
-  echo "$((100 * both / total)) $((100 * ra / total)) $((100 * rb / total))"
+  echo "$((100 * both / total)) $((100 * ra / total)) $((100 * rb / total)) $total"
 }
 spinners_up() { [ -s "$work/jobs/spin.a" ] && [ -s "$work/jobs/spin.b" ]; }
 for mode in --usched-gang ""; do
@@ -394,8 +404,8 @@ for mode in --usched-gang ""; do
   if ! wait_for 300 spinners_up; then fail "gang job $gid ($mode): spinners did not start"; continue; fi
   sleep 0.3
   [ -n "$mode" ] && gl=$("$usched" --socket "$work/n1.sock" gang list 2>&1)
-  read -r pct ra rb <<<"$(states)"
-  echo "${mode:-no gang}: both R in ${pct:-?}% of samples, a in ${ra:-?}%, b in ${rb:-?}%"
+  read -r pct ra rb total <<<"$(states)"
+  echo "${mode:-no gang}: both R in ${pct:-?}% of ${total:-?} samples, a in ${ra:-?}%, b in ${rb:-?}%"
   scancel "$gid"
   wait_for 100 job_done "$gid"
   if [ -n "$mode" ]; then
