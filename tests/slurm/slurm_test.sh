@@ -16,7 +16,7 @@ skip() {
 }
 failures=0
 fail() { echo "FAILED: $*"; failures=$((failures + 1)); }
-pass() { echo "ok: $*"; }
+pass() { echo "ok ($SECONDS s): $*"; }
 die() { echo "FAILED: $*"; exit 1; }
 
 plugin=$build/slurm/usched.so
@@ -27,6 +27,11 @@ usched=$build/cli/usched
   skip "no cgroup cpuset controller at /sys/fs/cgroup"
 [ -x "$uschedd" ] && [ -x "$usched" ] || die "uschedd or usched not built in $build"
 [ -e "$plugin" ] || skip "the SPANK plugin was not built (no slurm/spank.h: apt-get install libslurm-dev)"
+# The plugin is linked without -z defs (slurmstepd provides the spank_*
+# symbols): a usched symbol left undefined would only show when slurmstepd
+# loads it.
+undefined=$(nm -D --undefined-only "$plugin" | c++filt | grep "usched::")
+[ -z "$undefined" ] || die "the plugin leaves usched symbols undefined: $undefined"
 
 # Debian's Slurm and munge, installed here if missing (policy-rc.d or no
 # init keeps their packaged services from starting).
@@ -80,6 +85,7 @@ stop_pid() {  # TERM, up to 10 s, then KILL
 }
 cleanup() {
   kill "${watchdog:-}" 2>/dev/null
+  local t0=$SECONDS
   if [ -n "${ctld_up:-}" ]; then
     scancel --quiet --full --user=root 2>/dev/null
     scancel --quiet --full --user="$user" 2>/dev/null
@@ -95,6 +101,7 @@ cleanup() {
   # USCHED_SLURM_KEEP=DIR keeps the cluster's logs and configs there.
   [ -n "${USCHED_SLURM_KEEP:-}" ] && mkdir -p "$USCHED_SLURM_KEEP" && cp -r "$work"/*.log "$work"/*.conf "$USCHED_SLURM_KEEP"/
   rm -rf "$work"
+  echo "cleanup: $((SECONDS - t0)) s (total $SECONDS s)"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
