@@ -106,7 +106,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 # Bounded: every Slurm command gives up after 60 s, and the whole run
-# stops (and cleans up) after 150 s, well inside ctest's 240 s.
+# stops (and cleans up) after 150 s, inside ctest's 300 s with room for a
+# first install of the Slurm packages.
 srun() { timeout 60 "$(type -P srun)" "$@"; }
 sbatch() { timeout 60 "$(type -P sbatch)" "$@"; }
 (
