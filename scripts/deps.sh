@@ -12,6 +12,7 @@ packages=(
   procps util-linux
   tmux dpkg-dev  # terminal tests of usched top/tree; dpkg-shlibdeps for cpack
   clang libclang-rt-14-dev passwd  # fuzz targets (scripts/fuzz.sh); useradd for authorization tests
+  python3-grpcio python3-protobuf grpc-proto  # the Python example and its test (ctest -L sdk)
 )
 
 missing=()

@@ -12,6 +12,13 @@
 
 #include <sys/types.h>
 
+/* libusched is built with hidden visibility; only these are exported. */
+#if defined(__GNUC__)
+#define USCHED_API __attribute__((visibility("default")))
+#else
+#define USCHED_API
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -32,42 +39,42 @@ enum usched_code {
 
 /* Fork a child that is bound to scheduler `name` before it returns 0.
  * vcpu < 0 lets the daemon choose. Returns the child's pid in the parent. */
-pid_t usched_rfork(const char* name, int vcpu);
+USCHED_API pid_t usched_rfork(const char* name, int vcpu);
 /* Bind the calling process (all its threads). 0 on success. */
-int usched_bind_self(const char* name, int vcpu);
+USCHED_API int usched_bind_self(const char* name, int vcpu);
 /* Bind the calling thread only. 0 on success. */
-int usched_bind_thread(const char* name, int vcpu);
+USCHED_API int usched_bind_thread(const char* name, int vcpu);
 /* Bind process `pid` (tid 0: all its threads) or its thread `tid` to
  * `name`; vcpu < 0 lets the daemon choose. 0 on success. */
-int usched_bind_pid(const char* name, pid_t pid, pid_t tid, int vcpu);
+USCHED_API int usched_bind_pid(const char* name, pid_t pid, pid_t tid, int vcpu);
 /* Return process `pid` (tid 0) or thread `tid` to where it came from.
  * 0 on success. */
-int usched_unbind(pid_t pid, pid_t tid);
+USCHED_API int usched_unbind(pid_t pid, pid_t tid);
 /* Bind the calling thread into gang "SCHED/GANG" (one call per vCPU
  * thread). 0 on success. */
-int usched_join_gang(const char* gang);
+USCHED_API int usched_join_gang(const char* gang);
 /* Create gang "SCHED/GANG". quantum_ms <= 0: the daemon's default (20 ms);
  * width <= 0: all of the scheduler's vcpus. 0 on success. */
-int usched_gang_create(const char* gang, int quantum_ms, int width);
+USCHED_API int usched_gang_create(const char* gang, int quantum_ms, int width);
 /* Destroy gang "SCHED/GANG" (its members stay bound to the scheduler). */
-int usched_gang_destroy(const char* gang);
+USCHED_API int usched_gang_destroy(const char* gang);
 /* Add process `pid` (tid 0: all its threads) or its thread `tid` to gang
  * "SCHED/GANG". 0 on success. */
-int usched_gang_add(const char* gang, pid_t pid, pid_t tid);
+USCHED_API int usched_gang_add(const char* gang, pid_t pid, pid_t tid);
 
 /* Use the daemon at socket `path` from now on, for every thread (the path
  * is copied). NULL or "" returns to $USCHED_SOCKET / the default. */
-int usched_set_socket(const char* path);
+USCHED_API int usched_set_socket(const char* path);
 /* The socket the next call will use. The pointer stays valid on this
  * thread until its next call of usched_socket(). */
-const char* usched_socket(void);
+USCHED_API const char* usched_socket(void);
 
 /* The message of the last error on this thread ("" if none). */
-const char* usched_last_error(void);
+USCHED_API const char* usched_last_error(void);
 /* The code of the last error on this thread (USCHED_OK if none). */
-int usched_last_error_code(void);
+USCHED_API int usched_last_error_code(void);
 /* "NOT_FOUND" for USCHED_NOT_FOUND, ...; "UNKNOWN" for other numbers. */
-const char* usched_code_name(int code);
+USCHED_API const char* usched_code_name(int code);
 
 #ifdef __cplusplus
 }
