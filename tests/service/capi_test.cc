@@ -2,6 +2,8 @@
 // on the fake glue: each error comes back with the gRPC status code that
 // lets a program tell the cases apart, and the gang and other-pid calls
 // change what the daemon reports.
+#include <sys/wait.h>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -63,6 +65,19 @@ TEST_F(CApiTest, ErrorsCarryTheGrpcCodeThatNamesTheCase) {
   EXPECT_EQ(usched_last_error_code(), USCHED_UNAVAILABLE);
   EXPECT_THAT(usched_last_error(), HasSubstr("nobody-here.sock"));
   EXPECT_STREQ(usched_code_name(12345), "UNKNOWN");
+}
+
+TEST_F(CApiTest, AChildOfRforkCanCallTheLibraryAgain) {
+  for (int round = 0; round < 3; ++round) {
+    const pid_t pid = usched_rfork("NORM", -1);
+    if (pid == 0) ::_exit(usched_bind_thread("IDLE", -1) == 0 ? 0 : 10 + usched_last_error_code());
+    ASSERT_GT(pid, 0) << usched_last_error();
+    int st = 0;
+    ASSERT_EQ(::waitpid(pid, &st, 0), pid);
+    ASSERT_TRUE(WIFEXITED(st));
+    EXPECT_EQ(WEXITSTATUS(st), 0) << "round " << round << ": the child's call failed with code "
+                                  << WEXITSTATUS(st) - 10;
+  }
 }
 
 TEST_F(CApiTest, SetSocketOverridesTheEnvironmentUntilReset) {
