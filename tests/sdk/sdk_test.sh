@@ -74,7 +74,11 @@ soname=$(readelf -d "$libdir/libusched.so" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p
 # Only the C API is exported: gRPC, protobuf and our C++ internals stay private.
 others=$(nm -D --defined-only "$libdir/libusched.so" | awk '$2 != "A" && $3 !~ /^usched_/ {print $3}')
 [ -z "$others" ] || fail "libusched exports more than usched_*: $(echo "$others" | head -5)"
-echo "installed: $libdir/libusched.so ($soname, $(nm -D --defined-only "$libdir/libusched.so" | grep -c ' T usched_') functions)"
+# The ABI is cli/sdk/libusched.symbols: a function added, renamed or dropped
+# must be a deliberate change of that file (and of the soname, for a drop).
+nm -D --defined-only "$libdir/libusched.so" | awk '$2 == "T" {print $3}' | LC_ALL=C sort > "$work/symbols"
+diff -u <(grep -v '^#' "$src/cli/sdk/libusched.symbols") "$work/symbols" || fail "libusched's exported functions differ from cli/sdk/libusched.symbols"
+echo "installed: $libdir/libusched.so ($soname, $(wc -l < "$work/symbols") functions)"
 
 # 2. Build the two programs outside the source tree, against the prefix only.
 cp -r "$src/tests/sdk/c" "$src/tests/sdk/cxx" "$work/"
