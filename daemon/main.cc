@@ -10,7 +10,9 @@
 #include <thread>
 
 #include <CLI/CLI.hpp>
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -132,6 +134,11 @@ int main(int argc, char** argv) {
     engine.stop(false);
     return 1;
   }
+  // gRPC's standard health service (grpc.health.v1.Health) and server
+  // reflection, so liveness probes and generic gRPC tools work without our
+  // proto. Both must be enabled before the builder is made.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.RegisterService(&service);
   builder.SetMaxReceiveMessageSize(max_request_bytes);
@@ -141,6 +148,8 @@ int main(int argc, char** argv) {
     engine.stop(false);
     return 1;
   }
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  if (health != nullptr) health->SetServingStatus("usched.v1.Usched", true);
   acceptor.start(server.get());
   usched::daemon::Ops ops_service(io, engine, ops);
   if (usched::Status s = ops_service.start(); !s) {
@@ -161,6 +170,7 @@ int main(int argc, char** argv) {
     acceptor.close();
     ops_service.stop();
     service.shutting_down();
+    if (health != nullptr) health->Shutdown();  // probes see NOT_SERVING from here on
     // Shutdown waits for handlers that wait on this strand: call it from
     // another thread while the loop keeps running, then finish here.
     stopper = std::thread([&] {

@@ -13,6 +13,7 @@ packages=(
   tmux dpkg-dev  # terminal tests of usched top/tree; dpkg-shlibdeps for cpack
   clang libclang-rt-14-dev passwd  # fuzz targets (scripts/fuzz.sh); useradd for authorization tests
   libslurm-dev  # slurm/spank.h for the SPANK plugin (the slurm tier installs Slurm itself)
+  python3-grpcio python3-protobuf grpc-proto  # the Python example and its test (ctest -L sdk)
 )
 
 missing=()

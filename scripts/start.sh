@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Quick start, part one: install what is missing, build, install the
-# binaries under /usr/local, and start uschedd in the background with its
+# binaries and the SDK (libusched, headers, usched.pc) under /usr/local, and start uschedd in the background with its
 # default schedulers (IDLE, NORM, REAL on cpu*). Needs root: the daemon
 # writes cgroups and scheduling classes.
 set -euo pipefail
@@ -11,6 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 ./scripts/build.sh
 cmake --install build --prefix /usr/local >/dev/null
+ldconfig  # libusched.so.0, just installed in /usr/local/lib, for programs built against it
 
 socket=${USCHED_SOCKET:-/run/usched/usched.sock}
 if /usr/local/bin/usched --socket "$socket" list >/dev/null 2>&1; then

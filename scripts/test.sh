@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Quick start, part two: install what is missing, build, and run every test
-# tier (unit, glue, service, kernel, fuzz, package, slurm, bench). The kernel,
-# package, slurm and bench tiers need root and skip with a reason otherwise; with
+# tier (unit, glue, service, kernel, fuzz, package, sdk, slurm, bench). The
+# kernel, package, sdk, slurm and bench tiers need root and skip with a reason otherwise; with
 # USCHED_REQUIRE_KERNEL=1 (as CI sets it) a skip is a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,6 +1,11 @@
-// The C API (usched/usched.h) over the C++ client: one connection per call.
+// The C API (usched/usched.h) over the C++ client: one connection per call,
+// errors kept per thread as a message and a gRPC status code number.
 #include "usched/usched.h"
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <mutex>
 #include <string>
 
 #include "usched/client.h"
@@ -8,10 +13,55 @@
 namespace {
 
 thread_local std::string g_last_error;
+thread_local int g_last_code = USCHED_OK;
+
+std::mutex g_socket_mu;
+std::string g_socket;  // guarded by g_socket_mu; "" = usched::default_socket()
+
+// The C codes are gRPC's numbers: usched::Code is the library's reading of
+// the gRPC status (cli/lib/client.cc from_grpc), mapped back one to one.
+int c_code(usched::Code c) {
+  switch (c) {
+    case usched::Code::kOk: return USCHED_OK;
+    case usched::Code::kInvalidArgument: return USCHED_INVALID_ARGUMENT;
+    case usched::Code::kNotFound: return USCHED_NOT_FOUND;
+    case usched::Code::kAlreadyExists: return USCHED_ALREADY_EXISTS;
+    case usched::Code::kFailedPrecondition: return USCHED_FAILED_PRECONDITION;
+    case usched::Code::kPermissionDenied: return USCHED_PERMISSION_DENIED;
+    case usched::Code::kResourceExhausted: return USCHED_RESOURCE_EXHAUSTED;
+    case usched::Code::kUnavailable: return USCHED_UNAVAILABLE;
+    case usched::Code::kInternal: return USCHED_INTERNAL;
+  }
+  return USCHED_INTERNAL;
+}
 
 int fail(const usched::Status& s) {
   g_last_error = s.message();
+  g_last_code = c_code(s.code());
   return -1;
+}
+
+int succeed() {
+  g_last_error.clear();
+  g_last_code = USCHED_OK;
+  return 0;
+}
+
+std::string socket_path() {
+  std::lock_guard<std::mutex> l(g_socket_mu);
+  return g_socket.empty() ? usched::default_socket() : g_socket;
+}
+
+usched::Result<std::unique_ptr<usched::Client>> connect() { return usched::Client::connect(socket_path()); }
+
+usched::Status null_arg(const char* fn, const char* arg) {
+  return usched::invalid(std::string(fn) + ": " + arg + " is NULL");
+}
+
+usched::Status bad_pid(const char* fn, pid_t pid, pid_t tid) {
+  if (pid <= 0) return usched::invalid(std::string(fn) + ": pid " + std::to_string(pid) + " is not a process id");
+  if (tid < 0) return usched::invalid(std::string(fn) + ": tid " + std::to_string(tid) + " is not a thread id (0 for the whole process)");
+  return usched::Status::ok();
 }
 
 }  // namespace
@@ -19,8 +69,8 @@ int fail(const usched::Status& s) {
 extern "C" {
 
 pid_t usched_rfork(const char* name, int vcpu) {
-  if (name == nullptr) return fail(usched::invalid("usched_rfork: name is NULL"));
-  auto c = usched::Client::connect();
+  if (name == nullptr) return fail(null_arg("usched_rfork", "name"));
+  auto c = connect();
   if (!c) return fail(c.status());
   usched::RforkOptions o;
   o.vcpu = vcpu;
@@ -29,43 +79,125 @@ pid_t usched_rfork(const char* name, int vcpu) {
   if (*r == 0) {
     // The child must not tear down gRPC state inherited across fork().
     (void)c->release();
-    g_last_error.clear();
-    return 0;
+    return succeed();
   }
-  g_last_error.clear();
+  succeed();
   return static_cast<pid_t>(*r);
 }
 
 int usched_bind_self(const char* name, int vcpu) {
-  if (name == nullptr) return fail(usched::invalid("usched_bind_self: name is NULL"));
-  auto c = usched::Client::connect();
+  if (name == nullptr) return fail(null_arg("usched_bind_self", "name"));
+  auto c = connect();
   if (!c) return fail(c.status());
   auto r = usched::bind_self(**c, name, vcpu);
   if (!r) return fail(r.status());
-  g_last_error.clear();
-  return 0;
+  return succeed();
 }
 
 int usched_bind_thread(const char* name, int vcpu) {
-  if (name == nullptr) return fail(usched::invalid("usched_bind_thread: name is NULL"));
-  auto c = usched::Client::connect();
+  if (name == nullptr) return fail(null_arg("usched_bind_thread", "name"));
+  auto c = connect();
   if (!c) return fail(c.status());
   auto r = usched::bind_thread(**c, name, vcpu);
   if (!r) return fail(r.status());
-  g_last_error.clear();
-  return 0;
+  return succeed();
+}
+
+int usched_bind_pid(const char* name, pid_t pid, pid_t tid, int vcpu) {
+  if (name == nullptr) return fail(null_arg("usched_bind_pid", "name"));
+  if (auto s = bad_pid("usched_bind_pid", pid, tid); !s) return fail(s);
+  auto c = connect();
+  if (!c) return fail(c.status());
+  auto r = (*c)->bind(name, static_cast<int>(pid), static_cast<int>(tid), vcpu);
+  if (!r) return fail(r.status());
+  return succeed();
+}
+
+int usched_unbind(pid_t pid, pid_t tid) {
+  if (auto s = bad_pid("usched_unbind", pid, tid); !s) return fail(s);
+  auto c = connect();
+  if (!c) return fail(c.status());
+  auto r = (*c)->unbind(static_cast<int>(pid), static_cast<int>(tid));
+  if (!r) return fail(r.status());
+  return succeed();
 }
 
 int usched_join_gang(const char* gang) {
-  if (gang == nullptr) return fail(usched::invalid("usched_join_gang: gang is NULL"));
-  auto c = usched::Client::connect();
+  if (gang == nullptr) return fail(null_arg("usched_join_gang", "gang"));
+  auto c = connect();
   if (!c) return fail(c.status());
   auto r = usched::join_gang(**c, gang);
   if (!r) return fail(r.status());
-  g_last_error.clear();
-  return 0;
+  return succeed();
+}
+
+int usched_gang_create(const char* gang, int quantum_ms, int width) {
+  if (gang == nullptr) return fail(null_arg("usched_gang_create", "gang"));
+  auto sg = usched::split_gang(gang);
+  if (!sg) return fail(sg.status());
+  auto c = connect();
+  if (!c) return fail(c.status());
+  usched::v1::GangSpec spec;
+  spec.set_scheduler(sg->first);
+  spec.set_name(sg->second);
+  spec.set_quantum_ms(quantum_ms > 0 ? quantum_ms : 0);
+  spec.set_width(width > 0 ? width : 0);
+  auto r = (*c)->create_gang(spec);
+  if (!r) return fail(r.status());
+  return succeed();
+}
+
+int usched_gang_destroy(const char* gang) {
+  if (gang == nullptr) return fail(null_arg("usched_gang_destroy", "gang"));
+  auto sg = usched::split_gang(gang);
+  if (!sg) return fail(sg.status());
+  auto c = connect();
+  if (!c) return fail(c.status());
+  if (auto s = (*c)->destroy_gang(sg->first, sg->second); !s) return fail(s);
+  return succeed();
+}
+
+int usched_gang_add(const char* gang, pid_t pid, pid_t tid) {
+  if (gang == nullptr) return fail(null_arg("usched_gang_add", "gang"));
+  if (auto s = bad_pid("usched_gang_add", pid, tid); !s) return fail(s);
+  auto sg = usched::split_gang(gang);
+  if (!sg) return fail(sg.status());
+  auto c = connect();
+  if (!c) return fail(c.status());
+  auto r = (*c)->add_gang_member(sg->first, sg->second, static_cast<int>(pid), static_cast<int>(tid));
+  if (!r) return fail(r.status());
+  return succeed();
+}
+
+int usched_set_socket(const char* path) {
+  std::lock_guard<std::mutex> l(g_socket_mu);
+  g_socket = path == nullptr ? "" : path;
+  return succeed();
+}
+
+const char* usched_socket(void) {
+  thread_local std::string copy;
+  copy = socket_path();
+  return copy.c_str();
 }
 
 const char* usched_last_error(void) { return g_last_error.c_str(); }
+
+int usched_last_error_code(void) { return g_last_code; }
+
+const char* usched_code_name(int code) {
+  switch (code) {
+    case USCHED_OK: return "OK";
+    case USCHED_INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+    case USCHED_NOT_FOUND: return "NOT_FOUND";
+    case USCHED_ALREADY_EXISTS: return "ALREADY_EXISTS";
+    case USCHED_PERMISSION_DENIED: return "PERMISSION_DENIED";
+    case USCHED_RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+    case USCHED_FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+    case USCHED_INTERNAL: return "INTERNAL";
+    case USCHED_UNAVAILABLE: return "UNAVAILABLE";
+    default: return "UNKNOWN";
+  }
+}
 
 }  // extern "C"

@@ -85,6 +85,10 @@ Result<std::unique_ptr<Client>> Client::connect(const std::string& socket,
     return Status(Code::kUnavailable, unreachable(socket, why));
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 0);
+  // A channel of its own connections: a child that usched::rfork made must
+  // not pick up the parent's connection from gRPC's global subchannel pool
+  // (the parent closes it; the child's call then fails "Socket closed").
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   auto ch = grpc::CreateCustomChannel("unix:" + socket, grpc::InsecureChannelCredentials(), args);
   if (!ch->WaitForConnected(Clock::now() + timeout))
     return Status(Code::kUnavailable,
