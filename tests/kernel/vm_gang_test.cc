@@ -17,6 +17,7 @@
 
 #include "support/harness.h"
 #include "support/kernel.h"
+#include "support/vm.h"
 #include "usched/client.h"
 #include "usched/glue/proc.h"
 
@@ -28,127 +29,6 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 const std::string kFreezer = "/sys/fs/cgroup/freezer";
-constexpr auto kBootLimit = 150s;  // TCG on two busy CPUs: ~30 s alone, more when shared
-
-std::string trim(std::string s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-  return s;
-}
-
-// Runs one of scripts/vm/*.sh and returns what it printed (a path), or ""
-// with the reason in `why`.
-std::string vm_script(const std::string& name, std::string& why) {
-  auto r = run({std::string(USCHED_SOURCE_DIR) + "/scripts/vm/" + name}, {.timeout = 300s});
-  if (r.exit_code != 0) {
-    why = "scripts/vm/" + name + " failed: " + r.err;
-    return "";
-  }
-  return trim(r.out);
-}
-
-struct Images {
-  std::string kernel, initrd, why;
-};
-
-Images images() {
-  Images im;
-  if (::geteuid() != 0) {
-    im.why = "the QEMU gang test needs root";
-    return im;
-  }
-  if (!fs::exists(kFreezer + "/tasks")) {
-    im.why = "no cgroup v1 freezer at " + kFreezer + " (--threads needs one)";
-    return im;
-  }
-  if (std::thread::hardware_concurrency() < 2) {
-    im.why = "two gangs of two vCPUs need two CPUs";
-    return im;
-  }
-  const std::string root = vm_script("kernel.sh", im.why);
-  if (root.empty()) return im;
-  for (auto& e : fs::directory_iterator(root + "/boot"))
-    if (e.path().filename().string().rfind("vmlinuz-", 0) == 0) im.kernel = e.path().string();
-  if (im.kernel.empty()) {
-    im.why = "no boot/vmlinuz-* under " + root;
-    return im;
-  }
-  im.initrd = vm_script("loop-guest.sh", im.why);
-  if (!fs::exists("/usr/bin/qemu-system-x86_64")) im.why = "no qemu-system-x86_64 (scripts/vm/kernel.sh installs it)";
-  return im;
-}
-
-// A QEMU guest started through argv_prefix (e.g. `usched run ... --`), so
-// its pid is the QEMU process. Killed by pid when it goes.
-class Guest {
- public:
-  Guest(const std::string& name, const Images& im, const std::string& dir, std::vector<std::string> prefix) {
-    serial_ = dir + "/" + name + ".serial";
-    std::vector<std::string> argv = std::move(prefix);
-    for (const std::string& a :
-         {std::string("qemu-system-x86_64"), std::string("-name"), name + ",debug-threads=on", std::string("-accel"),
-          std::string("tcg,thread=multi"), std::string("-cpu"), std::string("max"), std::string("-smp"),
-          std::string("2"), std::string("-m"), std::string("192"), std::string("-kernel"), im.kernel,
-          std::string("-initrd"), im.initrd, std::string("-append"), std::string("console=ttyS0 quiet panic=-1"),
-          std::string("-nodefaults"), std::string("-display"), std::string("none"), std::string("-monitor"),
-          std::string("none"), std::string("-no-reboot"), std::string("-serial"), "file:" + serial_})
-      argv.push_back(a);
-    const std::string log = dir + "/" + name + ".qemu.log";
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      std::vector<char*> args;
-      for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      ::execvp(args[0], args.data());
-      ::_exit(127);
-    }
-  }
-  ~Guest() { kill(); }
-  Guest(const Guest&) = delete;
-  Guest& operator=(const Guest&) = delete;
-  void kill() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-    }
-  }
-  pid_t pid() const { return pid_; }
-  // Lines "loop-guest tick N" printed so far.
-  int ticks() const {
-    const std::string s = read_file(serial_);
-    int n = 0;
-    for (size_t p = s.find("loop-guest tick"); p != std::string::npos; p = s.find("loop-guest tick", p + 1)) ++n;
-    return n;
-  }
-  std::string serial() const { return read_file(serial_); }
-  // tid -> comm of every thread.
-  std::map<int, std::string> threads() const {
-    std::map<int, std::string> out;
-    std::error_code ec;
-    for (auto& e : fs::directory_iterator("/proc/" + std::to_string(pid_) + "/task", ec)) {
-      out[std::stoi(e.path().filename())] = trim(read_file(e.path().string() + "/comm"));
-    }
-    return out;
-  }
-  std::vector<int> vcpus() const {
-    std::vector<int> out;
-    for (auto& [tid, comm] : threads())
-      if (comm.rfind("CPU ", 0) == 0 && comm.find("/TCG") != std::string::npos) out.push_back(tid);
-    return out;
-  }
-
- private:
-  std::string serial_;
-  pid_t pid_ = -1;
-};
-
-uint64_t run_ns(int pid, int tid) {
-  auto r = glue::ProcFs().run_ns(pid, tid);
-  return r ? r.value() : 0;
-}
 
 // The freezer cgroup of a thread, as /proc shows it ("/" at the root).
 std::string freezer_of(int pid, int tid) {
@@ -219,8 +99,8 @@ TEST_F(VmGang, TwoQemuGuestsTakeTurnsByVcpuThreadAndSurviveTheDaemon) {
 
   // Both boot and print.
   const auto boot0 = std::chrono::steady_clock::now();
-  ASSERT_TRUE(eventually([&] { return g1_->ticks() >= 3 && g2_->ticks() >= 3; }, kBootLimit))
-      << "ticks " << g1_->ticks() << " and " << g2_->ticks() << " after " << kBootLimit.count() << " s";
+  const std::string why = Guest::boot_both(*g1_, *g2_);
+  ASSERT_EQ(why, "");
   const double boot_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - boot0).count();
 
   // Each gang holds exactly its guest's two vCPU threads, in the freezer
