@@ -6,8 +6,10 @@
 #
 # --quick runs each benchmark for a few seconds (the ctest `bench` test
 # does this to prove the harness works; it never gates on the numbers).
-# NAME: gang, freezer, rfork, cli, bind, isolation, scale. The gang step needs root
-# and the cgroup freezer (it skips otherwise).
+# NAME: gang, freezer, rfork, cli, bind, isolation, scale, vm. The gang step needs root
+# and the cgroup freezer (it skips otherwise). The vm step (two QEMU guests
+# as gangs, ~2 min) needs root and the v1 freezer, and runs only without
+# --quick: a guest boot alone takes longer than the quick run may.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(dirname "$here")
@@ -45,4 +47,9 @@ step cli "$b/bench_cli" "${quick[@]}"
 step bind "$b/bench_bind" "${quick[@]}"
 step isolation "$here/isolation.sh" "$build" "${quick[@]}"
 step scale "$b/bench_scale" "${quick[@]}"
+if ((${#quick[@]})); then
+  [ -z "$only" ] || [ "$only" = vm ] && echo "# vm: not run with --quick (the kernel tier's VmGang test runs the same guests)"
+else
+  step vm "$b/bench_vm"
+fi
 exit $fail

@@ -49,17 +49,30 @@ void print_table(const v1::ListGangsResponse& r) {
                 s.scheduler().c_str(), s.policy().c_str(), s.rows(), s.rows() == 1 ? "" : "s", s.current_row(),
                 static_cast<unsigned long long>(s.rotations()), s.freezer().c_str());
   }
-  std::printf("%-20s %5s %7s %3s %-6s %-7s %7s %7s %8s %8s %10s %10s %9s %9s %6s\n", "GANG", "WIDTH", "QUANTUM",
-              "ROW", "VCPUS", "STATE", "MEMBERS", "THREADS", "SLOTS", "SWITCHES", "RUN(ms)", "FROZEN(ms)",
-              "FREEZE(us)", "THAW(us)", "CO-RUN");
+  std::printf("%-20s %5s %7s %3s %-6s %-7s %7s %7s %8s %8s %10s %10s %9s %9s %6s %9s\n", "GANG", "WIDTH",
+              "QUANTUM", "ROW", "VCPUS", "STATE", "MEMBERS", "THREADS", "SLOTS", "SWITCHES", "RUN(ms)", "FROZEN(ms)",
+              "FREEZE(us)", "THAW(us)", "CO-RUN", "SKEW(ms)");
   for (const auto& g : r.gangs()) {
     const auto& st = g.stats();
-    std::printf("%-20s %5d %5dms %3d %-6s %-7s %7d %7d %8llu %8llu %10.1f %10.1f %9.0f %9.0f %6.3f\n",
+    std::printf("%-20s %5d %5dms %3d %-6s %-7s %7d %7d %8llu %8llu %10.1f %10.1f %9.0f %9.0f %6.3f %9.1f\n",
                 (g.spec().scheduler() + "/" + g.spec().name()).c_str(), g.spec().width(), g.spec().quantum_ms(),
                 g.row(), vcpus_str(g).c_str(), state_str(g).c_str(), g.members_size(), threads_of(g),
                 static_cast<unsigned long long>(st.slots_run()), static_cast<unsigned long long>(st.switches()),
                 static_cast<double>(st.running_us()) / 1000.0, static_cast<double>(st.frozen_us()) / 1000.0,
-                st.freeze_latency_us_avg(), st.thaw_latency_us_avg(), st.co_run_ratio());
+                st.freeze_latency_us_avg(), st.thaw_latency_us_avg(), st.co_run_ratio(),
+                static_cast<double>(st.skew_us()) / 1000.0);
+  }
+  // Members that joined by thread name, with the threads they hold now.
+  for (const auto& g : r.gangs()) {
+    for (const auto& m : g.members()) {
+      if (m.threads_glob().empty()) continue;
+      std::string tids;
+      for (int i = 0; i < m.threads_size(); ++i) {
+        tids += fmt::format("{}{}@vcpu{}", tids.empty() ? "" : " ", m.threads(i), m.thread_vcpus(i));
+      }
+      std::printf("  %s/%s: pid %d threads '%s': %s\n", g.spec().scheduler().c_str(), g.spec().name().c_str(), m.pid(),
+                  m.threads_glob().c_str(), tids.empty() ? "none yet" : tids.c_str());
+    }
   }
 }
 
@@ -80,6 +93,9 @@ void GangCommands::add_to(CLI::App& app) {
   add_->add_option("SCHED/GANG", path_, "gang")->required();
   add_->add_option("--pid", pid_, "process id")->required()->check(CLI::Range(1, 1 << 30));
   add_->add_option("--tid,--thread", tid_, "one thread of the process")->check(CLI::Range(0, 1 << 30));
+  add_->add_option("--threads", threads_,
+                   "only the threads of the process whose name matches this glob, now and later (e.g. 'CPU */KVM')")
+      ->excludes("--tid");
   remove_ = gang_->add_subcommand("remove", "take a member out of the gang (it stays bound)");
   remove_->add_option("SCHED/GANG", path_, "gang")->required();
   remove_->add_option("--pid", pid_, "process id")->required()->check(CLI::Range(1, 1 << 30));
@@ -117,11 +133,13 @@ int GangCommands::run(const ConnOpts& o) {
     return kOk;
   }
   if (add_->parsed()) {
-    auto r = cl.add_gang_member(sg.first, sg.second, pid_, tid_);
+    auto r = threads_.empty() ? cl.add_gang_member(sg.first, sg.second, pid_, tid_)
+                              : cl.add_gang_threads(sg.first, sg.second, pid_, threads_);
     if (!r) return fail(r.status());
     std::printf("added pid %d%s to gang %s/%s (%d threads on vcpus %s)\n", pid_,
-                tid_ ? fmt::format(" tid {}", tid_).c_str() : "", sg.first.c_str(), sg.second.c_str(),
-                threads_of(*r), vcpus_str(*r).c_str());
+                tid_ ? fmt::format(" tid {}", tid_).c_str()
+                     : threads_.empty() ? "" : fmt::format(" threads '{}'", threads_).c_str(),
+                sg.first.c_str(), sg.second.c_str(), threads_of(*r), vcpus_str(*r).c_str());
     return kOk;
   }
   if (remove_->parsed()) {
@@ -151,15 +169,19 @@ int GangCommands::run(const ConnOpts& o) {
 }
 
 int run_in_gang(const ConnOpts& o, const std::string& sched, const std::string& gang,
-                const std::vector<std::string>& cmd) {
+                const std::vector<std::string>& cmd, const std::string& threads) {
   if (cmd.empty()) {
     std::fprintf(stderr, "usched: run needs a command to run\nusage: usched run SCHED --gang G -- CMD [ARGS...]\n");
     return kUsage;
   }
   auto c = open(o);
   if (!c) return fail(c.status());
-  // The whole process: the command's threads join the gang as it makes them.
-  auto r = (*c)->add_gang_member(sched, gang, static_cast<int>(::getpid()), 0);
+  // The whole process: the command's threads join the gang as it makes them
+  // (or those of them whose name matches `threads`; the process is bound
+  // to the scheduler either way).
+  const int self = static_cast<int>(::getpid());
+  auto r = threads.empty() ? (*c)->add_gang_member(sched, gang, self, 0)
+                           : (*c)->add_gang_threads(sched, gang, self, threads);
   if (!r) return fail(r.status());
   std::vector<char*> argv;
   for (const auto& a : cmd) argv.push_back(const_cast<char*>(a.c_str()));

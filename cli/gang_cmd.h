@@ -30,12 +30,15 @@ class GangCommands {
   std::string path_;
   int quantum_ms_ = 0, width_ = 0, pid_ = 0, tid_ = 0;
   std::string policy_;
+  std::string threads_;
   std::string list_sched_;
 };
 
 // Adds this process to gang SCHED/GANG (binding it to SCHED), then execs cmd.
+// With `threads` (a glob), only the threads whose name matches join, as
+// they appear.
 int run_in_gang(const ConnOpts& o, const std::string& sched, const std::string& gang,
-                const std::vector<std::string>& cmd);
+                const std::vector<std::string>& cmd, const std::string& threads = "");
 // Prints the gangs of one scheduler (for `usched show`); nothing when none.
 void print_gangs(Client& c, const std::string& sched);
 

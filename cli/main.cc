@@ -633,6 +633,9 @@ int main(int argc, char** argv) {
   run->add_option("CMD", run_cmd, "command and its arguments (after --)");
   std::string run_gang;
   run->add_option("--gang", run_gang, "add the process to gang NAME/GANG instead (all its threads)");
+  std::string run_threads;
+  run->add_option("--threads", run_threads,
+                  "with --gang: only the threads whose name matches this glob join the gang (e.g. 'CPU */KVM')");
   usched::cli::GangCommands gang_cmds;
   gang_cmds.add_to(app);
   usched::cli::OpsCommands ops_cmds;
@@ -698,7 +701,13 @@ int main(int argc, char** argv) {
   if (*show) return cli.show(show_name);
   if (ops_cmds.selected()) return ops_cmds.run({g.socket, g.timeout_ms, g.json});
   if (gang_cmds.selected()) return gang_cmds.run({g.socket, g.timeout_ms, g.json});
-  if (*run && !run_gang.empty()) return usched::cli::run_in_gang({g.socket, g.timeout_ms, g.json}, run_name, run_gang, run_cmd);
+  if (*run && !run_threads.empty() && run_gang.empty()) {
+    return usage("--threads picks the threads that join a gang: give --gang GANG too",
+                 "Run `usched run --help` for usage.");
+  }
+  if (*run && !run_gang.empty()) {
+    return usched::cli::run_in_gang({g.socket, g.timeout_ms, g.json}, run_name, run_gang, run_cmd, run_threads);
+  }
   if (*run) return cli.run(run_name, run_vcpu, run_cmd);
   if (*bind) return cli.bind(bind_name, bind_pid, bind_tid, bind_vcpu);
   if (*unbind) return cli.unbind(unbind_pid, unbind_tid);

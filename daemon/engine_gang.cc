@@ -4,6 +4,7 @@
 
 #include "engine.h"
 #include "gang.h"
+#include "usched/names.h"
 
 namespace usched::daemon {
 
@@ -47,6 +48,20 @@ Result<v1::Gang> Engine::add_gang_member(const Caller& c, const v1::AddGangMembe
     return not_found("no gang " + r.scheduler() + "/" + r.name() + " (create it with `usched gang create " +
                      r.scheduler() + "/" + r.name() + "`)");
   }
+  if (!r.threads().empty()) {
+    // Checked before anything is bound, so a refused glob changes nothing.
+    if (r.tid() != 0) {
+      return invalid("--threads picks threads of a whole process by name: give --pid " + std::to_string(r.pid()) +
+                     " without --tid");
+    }
+    if (Status s = validate_thread_glob(r.threads()); !s) return s;
+    const glue::Kind k = glue_->kind();
+    if (k != glue::Kind::kCgroupV1 && k != glue::Kind::kFake) {
+      return precondition("--threads needs a freezer that takes single threads (the cgroup v1 freezer); this "
+                          "uschedd freezes gangs with " + glue_->freezer() +
+                          ", which stops whole processes: add the whole process instead");
+    }
+  }
   const MemberKey key{r.pid(), r.tid()};
   const bool already = gangs_->gang_of(r.scheduler(), key) == r.name();
   bool bound_here = false;
@@ -79,7 +94,7 @@ Result<v1::Gang> Engine::add_gang_member(const Caller& c, const v1::AddGangMembe
       release(copy);
     }
   };
-  auto g = gangs_->add_member(r.scheduler(), r.name(), key, m->start_time);
+  auto g = gangs_->add_member(r.scheduler(), r.name(), key, m->start_time, r.threads());
   if (!g) {
     undo_bind();
     return g;

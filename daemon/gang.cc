@@ -1,5 +1,6 @@
 #include "gang.h"
 
+#include <fnmatch.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -153,7 +154,7 @@ Status Gangs::stage_remove(const std::string& entity, const std::string& gang, M
 }
 
 Result<v1::Gang> Gangs::add_member(const std::string& entity, const std::string& gang, MemberKey key,
-                                   uint64_t start_time) {
+                                   uint64_t start_time, const std::string& threads) {
   Sched* s = find(entity);
   if (!s || !s->gangs.count(gang)) return not_found("no gang " + label(entity, gang));
   for (auto& [en, sc] : scheds_) {
@@ -165,9 +166,27 @@ Result<v1::Gang> Gangs::add_member(const std::string& entity, const std::string&
     }
   }
   Gang& g = s->gangs.at(gang);
-  if (g.members.count(key)) return to_proto(entity, *s, gang, g);
-  if (Status st = glue_.join_gang(entity, gang, key.pid, key.tid); !st) return st;
-  g.members[key].start_time = start_time;
+  if (auto it = g.members.find(key); it != g.members.end()) {
+    if (it->second.glob != threads) {
+      return precondition("pid " + std::to_string(key.pid) + " is already in gang " + label(entity, gang) +
+                          (it->second.glob.empty() ? " with all its threads"
+                                                   : " with threads '" + it->second.glob + "'") +
+                          "; remove it first to choose other threads");
+    }
+    return to_proto(entity, *s, gang, g);
+  }
+  if (!threads.empty()) {
+    if (key.tid != 0) return invalid("a thread glob selects threads of a whole process: give a pid, not a tid");
+    if (Status st = validate_thread_glob(threads); !st) return st;
+    // The matching threads join one by one (refresh()); the process as a
+    // whole never does, so its other threads stay out of the group.
+    GangMember& m = g.members[key];
+    m.start_time = start_time;
+    m.glob = threads;
+  } else {
+    if (Status st = glue_.join_gang(entity, gang, key.pid, key.tid); !st) return st;
+    g.members[key].start_time = start_time;
+  }
   const bool was_active = s->matrix.slot(gang).row >= 0;
   if (!was_active) {
     (void)s->matrix.set_active(gang, true);
@@ -175,7 +194,8 @@ Result<v1::Gang> Gangs::add_member(const std::string& entity, const std::string&
   } else {
     refresh(entity, gang, g, true);
   }
-  spdlog::info("gang {}: added pid {} tid {}", label(entity, gang), key.pid, key.tid);
+  spdlog::info("gang {}: added pid {} tid {}{}", label(entity, gang), key.pid, key.tid,
+               threads.empty() ? "" : " threads '" + threads + "'");
   return to_proto(entity, *s, gang, g);
 }
 
@@ -254,9 +274,11 @@ v1::Gang Gangs::to_proto(const std::string& entity, const Sched& s, const std::s
     auto* pm = out.add_members();
     pm->set_pid(key.pid);
     pm->set_tid(key.tid);
+    pm->set_threads_glob(m.glob);
     for (auto& [tid, t] : m.threads) {
       pm->add_threads(tid);
       pm->add_thread_vcpus(t.vcpu);
+      pm->add_thread_skew_us(t.lead_us);
     }
   }
   const Stats& st = g.stats;
@@ -271,6 +293,7 @@ v1::Gang Gangs::to_proto(const std::string& entity, const Sched& s, const std::s
   ps->set_thaw_latency_us_avg(st.thaws ? st.thaw_sum / static_cast<double>(st.thaws) : 0);
   ps->set_thaw_latency_us_max(st.thaw_max);
   ps->set_co_run_ratio(st.sampled_us > 0 ? std::min(1.0, st.corun_us / st.sampled_us) : 0);
+  ps->set_skew_us(skew_us(g));
   return out;
 }
 
@@ -422,6 +445,13 @@ void Gangs::refresh(const std::string& entity, const std::string& name, Gang& g,
     std::vector<int> tids;
     if (key.tid != 0) {
       tids.push_back(key.tid);
+    } else if (!m.glob.empty()) {
+      auto t = glob_threads(entity, name, key, m);
+      if (!t) {
+        gone.push_back(key);
+        continue;
+      }
+      tids = std::move(*t);
     } else if (auto t = proc_.threads(key.pid); t) {
       tids = *t;
     } else {
@@ -464,10 +494,64 @@ void Gangs::refresh(const std::string& entity, const std::string& name, Gang& g,
   }
 }
 
+std::optional<std::vector<int>> Gangs::glob_threads(const std::string& entity, const std::string& name,
+                                                    MemberKey key, GangMember& m) {
+  auto all = proc_.threads(key.pid);
+  if (!all) return std::nullopt;
+  std::vector<int> in;
+  std::set<int> outside;
+  for (int tid : *all) {
+    auto info = proc_.task(key.pid, tid);
+    if (!info) continue;  // exited meanwhile
+    const bool match = ::fnmatch(m.glob.c_str(), info->comm.c_str(), 0) == 0;
+    if (match) {
+      if (m.threads.count(tid)) {
+        in.push_back(tid);
+        continue;
+      }
+      // New, or renamed to match (QEMU names a vCPU thread once it runs).
+      if (Status st = glue_.join_gang(entity, name, key.pid, tid); !st) {
+        if (m.refused.insert(tid).second) {
+          spdlog::warn("gang {}: thread {} '{}' of pid {} cannot join: {}", label(entity, name), tid, info->comm,
+                       key.pid, st.message());
+        }
+        continue;
+      }
+      spdlog::info("gang {}: thread {} '{}' of pid {} joins (matches '{}')", label(entity, name), tid, info->comm,
+                   key.pid, m.glob);
+      in.push_back(tid);
+      continue;
+    }
+    outside.insert(tid);
+    // A thread made by a gang thread starts in the gang's freezer group,
+    // and one renamed away from the glob is still in it: out, once.
+    if (m.threads.count(tid) || !m.outside.count(tid)) {
+      if (Status st = glue_.leave_gang(entity, name, key.pid, tid); !st) {
+        spdlog::warn("gang {}: keeping thread {} '{}' of pid {} out of the freezer: {}", label(entity, name), tid,
+                     info->comm, key.pid, st.message());
+      } else if (m.threads.count(tid)) {
+        spdlog::info("gang {}: thread {} '{}' of pid {} no longer matches '{}'; it leaves", label(entity, name), tid,
+                     info->comm, key.pid, m.glob);
+      }
+    }
+  }
+  m.outside = std::move(outside);
+  std::erase_if(m.refused, [&](int tid) { return !std::binary_search(all->begin(), all->end(), tid); });
+  return in;
+}
+
+uint64_t Gangs::skew_us(const Gang& g) {
+  uint64_t most = 0;
+  for (auto& [key, m] : g.members)
+    for (auto& [tid, t] : m.threads) most = std::max(most, t.lead_us);
+  return most;
+}
+
 void Gangs::sample(Gang& g, Clock::time_point now) {
   const int64_t elapsed = us_between(g.last_sample, now);
   g.last_sample = now;
   int64_t least = -1, total = 0;
+  std::vector<std::pair<Thread*, int64_t>> runnable;  // threads that ran or wanted to, and their progress
   for (auto& [key, m] : g.members) {
     for (auto& [tid, t] : m.threads) {
       auto ns = proc_.run_ns(key.pid, tid);
@@ -485,9 +569,14 @@ void Gangs::sample(Gang& g, Clock::time_point now) {
         auto info = proc_.task(key.pid, tid);
         counts = info && info->state == 'R';
       }
-      if (counts) least = least < 0 ? d : std::min(least, d);
+      if (counts) {
+        least = least < 0 ? d : std::min(least, d);
+        runnable.emplace_back(&t, d);
+      }
     }
   }
+  // Skew: each runnable thread gains what it ran beyond the slowest one.
+  for (auto& [t, d] : runnable) t->lead_us += static_cast<uint64_t>(std::max<int64_t>(0, d - least));
   g.stats.cpu_us_quantum += total;
   if (!g.frozen && least >= 0 && elapsed > 0) {
     g.stats.sampled_us += static_cast<double>(elapsed);
@@ -602,6 +691,7 @@ void Gangs::save(v1::StateFile& f) const {
         sm->set_pid(key.pid);
         sm->set_tid(key.tid);
         sm->set_start_time(m.start_time);
+        sm->set_threads(m.glob);
       }
     }
   }
@@ -640,7 +730,7 @@ void Gangs::load(const v1::StateFile& f) {
       }
       // Back into the gang's freezer group (it may still be there: the
       // groups outlive us, and start-up thawed them all).
-      if (auto r = add_member(sg.scheduler(), sg.name(), key, tm->start_time); !r) {
+      if (auto r = add_member(sg.scheduler(), sg.name(), key, tm->start_time, sm.threads()); !r) {
         ++gone;
         spdlog::error("state: pid {} tid {} cannot rejoin gang {}: {}; it stays bound to {} outside the gang",
                       key.pid, key.tid, what, r.status().message(), sg.scheduler());
@@ -685,6 +775,25 @@ Gangs::Totals Gangs::totals(const std::string& entity) const {
   t.switches += s->rotations;
   for (auto& [name, g] : s->gangs) t.frozen_us += static_cast<uint64_t>(std::max<int64_t>(0, frozen_us_now(g, now)));
   return t;
+}
+
+void Gangs::samples(v1::GetStatsResponse& out) const {
+  for (auto& [en, s] : scheds_) {
+    std::vector<std::pair<uint64_t, std::string>> order;
+    for (auto& [name, g] : s->gangs) order.emplace_back(g.order, name);
+    std::sort(order.begin(), order.end());
+    for (auto& [o, name] : order) {
+      const Gang& g = s->gangs.at(name);
+      auto* p = out.add_gangs();
+      p->set_scheduler(en);
+      p->set_gang(name);
+      p->set_skew_us(skew_us(g));
+      p->set_co_run_ratio(g.stats.sampled_us > 0 ? std::min(1.0, g.stats.corun_us / g.stats.sampled_us) : 0);
+      int threads = 0;
+      for (auto& [key, m] : g.members) threads += static_cast<int>(m.threads.size());
+      p->set_threads(threads);
+    }
+  }
 }
 
 void Gangs::thaw_everything() {

@@ -17,6 +17,8 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -43,9 +45,11 @@ class Gangs {
 
   Result<v1::Gang> create(const v1::GangSpec& spec);
   Status destroy(const std::string& entity, const std::string& gang);
-  // The task is already bound to `entity` (the engine did it).
+  // The task is already bound to `entity` (the engine did it). `threads`:
+  // a thread name glob (a whole process only): just the matching threads
+  // join the freezer group, one by one, now and as they appear.
   Result<v1::Gang> add_member(const std::string& entity, const std::string& gang, MemberKey key,
-                              uint64_t start_time);
+                              uint64_t start_time, const std::string& threads = "");
   Status remove_member(const std::string& entity, const std::string& gang, MemberKey key);
   v1::ListGangsResponse list(const std::string& entity) const;
   bool has(const std::string& entity, const std::string& gang) const;
@@ -93,6 +97,8 @@ class Gangs {
     uint64_t frozen_us = 0;    // time the gangs spent frozen, ongoing included
   };
   Totals totals(const std::string& entity) const;
+  // Per gang figures for the metrics: skew, co-run ratio, threads.
+  void samples(v1::GetStatsResponse& out) const;
   // Thaws everything and stops the timers; idempotent.
   void stop();
 
@@ -101,11 +107,18 @@ class Gangs {
     int vcpu = -1;           // column it is pinned to
     uint64_t run_ns = 0;     // last schedstat sample
     bool sampled = false;
+    uint64_t lead_us = 0;    // skew: CPU time run ahead of the gang's slowest runnable thread
   };
   struct GangMember {
     uint64_t start_time = 0;
     bool staged_out = false;  // stage_remove(): left out of save()
     std::map<int, Thread> threads;  // by tid
+    // Thread name glob ("" = every thread). With one, `threads` holds the
+    // matching threads (each joined to the freezer group on its own) and
+    // `outside` the others seen so far (kept out of the group).
+    std::string glob;
+    std::set<int> outside;
+    std::set<int> refused;  // matching threads the freezer refused (warned once)
   };
   struct Stats {
     uint64_t slots_run = 0, switches = 0;
@@ -150,7 +163,14 @@ class Gangs {
   Status set_frozen(const std::string& entity, const std::string& name, Gang& g, bool frozen);
   // Thread discovery, placement and schedstat sampling of one gang.
   void refresh(const std::string& entity, const std::string& name, Gang& g, bool place_all);
+  // The tids of a glob member now: matching threads join the freezer
+  // group, threads that stopped matching leave it, the others are kept
+  // out. nullopt when the process is gone.
+  std::optional<std::vector<int>> glob_threads(const std::string& entity, const std::string& name, MemberKey key,
+                                               GangMember& m);
   void sample(Gang& g, Clock::time_point now);
+  // The largest lead of any thread of the gang (GangStats.skew_us).
+  static uint64_t skew_us(const Gang& g);
   void place_thread(const std::string& entity, const Sched& s, const std::string& name, MemberKey key,
                     int tid, Thread& t);
   void poll();

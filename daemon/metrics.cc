@@ -91,6 +91,20 @@ std::string render_metrics(const v1::GetStatsResponse& s) {
   for (const auto& e : s.schedulers())
     o += fmt::format("usched_scheduler_gang_frozen_seconds_total{{scheduler=\"{}\"}} {:.6f}\n",
                      label(e.name()), static_cast<double>(e.frozen_us()) / 1e6);
+  family("usched_gang_skew_seconds", "gauge",
+         "CPU time the gang's fastest thread has run ahead of its slowest runnable one since joining (skew).");
+  for (const auto& g : s.gangs())
+    o += fmt::format("usched_gang_skew_seconds{{scheduler=\"{}\",gang=\"{}\"}} {:.6f}\n", label(g.scheduler()),
+                     label(g.gang()), static_cast<double>(g.skew_us()) / 1e6);
+  family("usched_gang_co_run_ratio", "gauge",
+         "Share of the gang's running time in which all its runnable threads ran together.");
+  for (const auto& g : s.gangs())
+    o += fmt::format("usched_gang_co_run_ratio{{scheduler=\"{}\",gang=\"{}\"}} {:.4f}\n", label(g.scheduler()),
+                     label(g.gang()), g.co_run_ratio());
+  family("usched_gang_threads", "gauge", "Threads in the gang now.");
+  for (const auto& g : s.gangs())
+    o += fmt::format("usched_gang_threads{{scheduler=\"{}\",gang=\"{}\"}} {}\n", label(g.scheduler()),
+                     label(g.gang()), g.threads());
   family("usched_schedulers", "gauge", "Schedulers in the tree (the root excluded).");
   o += fmt::format("usched_schedulers {}\n", s.schedulers_size());
   return o;

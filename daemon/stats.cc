@@ -65,6 +65,7 @@ v1::GetStatsResponse Engine::stats() {
       s->set_frozen_us(g.frozen_us);
     }
   });
+  if (gangs_) gangs_->samples(resp);
   return resp;
 }
 

@@ -9,5 +9,9 @@ cd "$(dirname "$0")/.."
 # The bench tier also runs cyclictest and stress-ng (bench/deps.sh); as
 # root they are installed here, like everything else the tests need.
 if [ "$(id -u)" -eq 0 ]; then ./bench/deps.sh; fi
+# The kernel tier's QEMU gang test boots Debian's kernel with a busybox
+# initramfs: QEMU, the kernel package and the initramfs are fetched and
+# cached here, outside the test's 300 s.
+if [ "$(id -u)" -eq 0 ]; then ./scripts/vm/kernel.sh >/dev/null && ./scripts/vm/loop-guest.sh >/dev/null; fi
 cd "${BUILD_DIR:-build}"
 ctest --output-on-failure --timeout 300 -j1 "$@"

@@ -181,6 +181,18 @@ const char* usched_socket(void) {
   return copy.c_str();
 }
 
+int usched_gang_add_threads(const char* gang, pid_t pid, const char* glob) {
+  if (gang == nullptr || glob == nullptr) return fail(usched::invalid("usched_gang_add_threads: gang or glob is NULL"));
+  auto sg = usched::split_gang(gang);
+  if (!sg) return fail(sg.status());
+  auto c = connect();
+  if (!c) return fail(c.status());
+  auto r = (*c)->add_gang_threads(sg->first, sg->second, static_cast<int>(pid), glob);
+  if (!r) return fail(r.status());
+  g_last_error.clear();
+  return 0;
+}
+
 const char* usched_last_error(void) { return g_last_error.c_str(); }
 
 int usched_last_error_code(void) { return g_last_code; }

@@ -36,14 +36,32 @@ Status Client::destroy_gang(const std::string& scheduler, const std::string& gan
   return from_grpc(stub_->DestroyGang(&ctx, req, &resp));
 }
 
-Result<v1::Gang> Client::add_gang_member(const std::string& scheduler, const std::string& gang, int pid, int tid) {
-  grpc::ClientContext ctx;
-  deadline(ctx, timeout_);
+namespace {
+v1::AddGangMemberRequest add_request(const std::string& scheduler, const std::string& gang, int pid, int tid) {
   v1::AddGangMemberRequest req;
   req.set_scheduler(scheduler);
   req.set_name(gang);
   req.set_pid(pid);
   req.set_tid(tid);
+  return req;
+}
+}  // namespace
+
+Result<v1::Gang> Client::add_gang_threads(const std::string& scheduler, const std::string& gang, int pid,
+                                          const std::string& glob) {
+  grpc::ClientContext ctx;
+  deadline(ctx, timeout_);
+  v1::AddGangMemberRequest req = add_request(scheduler, gang, pid, 0);
+  req.set_threads(glob);
+  v1::AddGangMemberResponse resp;
+  if (auto s = stub_->AddGangMember(&ctx, req, &resp); !s.ok()) return from_grpc(s);
+  return resp.gang();
+}
+
+Result<v1::Gang> Client::add_gang_member(const std::string& scheduler, const std::string& gang, int pid, int tid) {
+  grpc::ClientContext ctx;
+  deadline(ctx, timeout_);
+  const v1::AddGangMemberRequest req = add_request(scheduler, gang, pid, tid);
   v1::AddGangMemberResponse resp;
   if (auto s = stub_->AddGangMember(&ctx, req, &resp); !s.ok()) return from_grpc(s);
   return resp.gang();

@@ -66,12 +66,27 @@ class V1Glue final : public Glue {
   }
 
   Status leave_gang(const std::string&, const std::string&, int pid, int tid) override {
+    if (tid != 0) {
+      // A thread kept out of a gang (a thread-glob member's other threads)
+      // is usually not in any group of ours: a move would still wait for an
+      // RCU grace period (cgroup_threadgroup_rwsem), so look first.
+      // Unreadable (it exited): the write below says so.
+      if (auto cg = read_proc_cgroup(proc_, pid, tid); cg) {
+        auto it = cg->find("freezer");
+        const std::string mine = "/" + o_.top;
+        if (it != cg->end() && it->second != mine && it->second.rfind(mine + "/", 0) != 0) return {};
+      }
+    }
     const std::string file = tid == 0 ? "/cgroup.procs" : "/tasks";
     auto st = write_knob(fz_root() + file, std::to_string(tid == 0 ? pid : tid));
     if (st.err() == ESRCH) return {};
     return st;
   }
   Status freeze_gang(const std::string& entity, const std::string& gang, bool frozen) override {
+    // The group is made when its first task joins; a gang whose members
+    // are thread globs may have none yet (the vCPUs are not started): it
+    // holds nothing to freeze.
+    if (!knob_exists(gang_dir(entity, gang))) return {};
     return cgroup_freeze(gang_dir(entity, gang), false, frozen, settle_);
   }
 

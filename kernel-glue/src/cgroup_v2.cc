@@ -50,7 +50,39 @@ class V2Glue final : public Glue {
     return st;
   }
   Status freeze_gang(const std::string& entity, const std::string& gang, bool frozen) override {
+    if (frozen) {
+      if (Status st = evict_kernel_threads(entity, gang); !st) return st;
+    }
     return cgroup_freeze(gang_dir(entity, gang), true, frozen, settle_);
+  }
+  // KVM starts kernel threads (kvm-pit/PID, kvm-nx-lpage-recovery-PID) in
+  // the cgroups of the VM process that creates the VM
+  // (cgroup_attach_task_all), so they land in the gang's group. The v2
+  // freezer never freezes a kernel thread (cgroup_freeze_task skips
+  // PF_KTHREAD) yet counts it among the group's tasks, so a group holding
+  // one never reports "frozen 1": every freeze would wait out the settle
+  // bound and be undone. So before each freeze, kernel threads found in the
+  // group go to the entity's "@members" (placed, never frozen, as they are
+  // not the gang's work). One that cannot be moved fails the freeze at once,
+  // naming it, with the gang thawed: no wait, no half-frozen gang.
+  Status evict_kernel_threads(const std::string& entity, const std::string& gang) {
+    const std::string dir = gang_dir(entity, gang);
+    auto procs = read_knob(dir + "/cgroup.procs");
+    if (!procs) return procs.status();
+    std::istringstream in(procs.value());
+    int pid = 0;
+    while (in >> pid) {
+      auto t = proc_.task(pid);
+      if (!t || !t->kernel_thread) continue;
+      const std::string to = top_ + "/" + entity + "/" + kMembers + "/cgroup.procs";
+      if (auto st = write_knob(to, std::to_string(pid)); !st && st.err() != ESRCH) {
+        return Status(Code::kFailedPrecondition,
+                      "gang " + gang + " holds kernel thread " + std::to_string(pid) + " (" + t->comm +
+                          "), which a cgroup v2 freezer never freezes, and it cannot be moved out (" +
+                          st.status().message() + "); the gang is left thawed");
+      }
+    }
+    return {};
   }
   Status remove_gang(const std::string& entity, const std::string& gang) override {
     const std::string dir = gang_dir(entity, gang);

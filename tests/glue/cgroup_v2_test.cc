@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
+
 #include "fake_fs.h"
 #include "usched/glue/glue.h"
 
@@ -190,6 +192,72 @@ TEST_F(V2Test, AFreezeCountsOnlyOnceCgroupEventsSaysFrozen) {
   EXPECT_NE(st.message().find("freeze of " + dir + " did not settle"), std::string::npos) << st.message();
   EXPECT_NE(st.message().find("left thawed"), std::string::npos) << st.message();
   EXPECT_EQ(get(dir + "/cgroup.freeze"), "0");
+}
+
+// /proc/PID/{stat,status} of a task as the kernel shows it: `flags` is
+// field 9 (PF_KTHREAD is 0x00200000), the parent of a kernel thread is
+// kthreadd (2).
+void fake_task(const std::string& proc, int pid, const std::string& comm, unsigned flags, int ppid) {
+  const std::string d = proc + "/" + std::to_string(pid);
+  put(d + "/stat", std::to_string(pid) + " (" + comm + ") S " + std::to_string(ppid) + " 0 0 0 -1 " +
+                       std::to_string(flags) + " 0 0 0 0 0 0 0 0 20 0 1 0 4242 0 0\n");
+  put(d + "/status", "Name:\t" + comm + "\nTgid:\t" + std::to_string(pid) + "\nUid:\t0\t0\t0\t0\n");
+}
+
+// KVM starts kvm-pit/PID and kvm-nx-lpage-recovery-PID in the VM process's
+// cgroups, so in a whole-process gang's group; v2 never freezes a kernel
+// thread but counts it, and the group would never say "frozen 1". The
+// freeze moves them to the entity's members leaf first, then freezes.
+TEST_F(V2Test, AFreezeMovesKernelThreadsOutOfTheGangGroupFirst) {
+  o.proc_root = t / "proc";
+  auto r = make_glue(o);
+  ASSERT_TRUE(r.is_ok());
+  g = std::move(r.value());
+  fake_task(o.proc_root, 1234, "qemu-system-x86", 0x00400100, 1);
+  fake_task(o.proc_root, 1250, "kvm-pit/1234", 0x00208040, 2);
+  fake_task(o.proc_root, 1251, "kvm-nx-lpage-re", 0x00208040, 2);
+  group("vm");
+  const std::string dir = top + "/vm/gang:g";
+  gang_files(dir, true);
+  put(dir + "/cgroup.procs", "1234\n1250\n1251\n");
+  testing::TraceRecorder rec(o.cgroup_root);
+  auto st = g->freeze_gang("vm", "g", true);
+  ASSERT_TRUE(st.is_ok()) << st.message();
+  const auto w = rec.writes();
+  ASSERT_EQ(w.size(), 3u) << ::testing::PrintToString(w);
+  // Each kernel thread written on its own to the members leaf (the fake
+  // file keeps the last), the VM process left in the gang, then the freeze.
+  EXPECT_EQ(w[0], "write usched/vm/@members/cgroup.procs=1250");
+  EXPECT_EQ(w[1], "write usched/vm/@members/cgroup.procs=1251");
+  EXPECT_EQ(w[2], "write usched/vm/gang:g/cgroup.freeze=1");
+  // A thaw moves nothing.
+  put(dir + "/cgroup.events", "populated 1\nfrozen 0\n");
+  rec.lines.clear();
+  ASSERT_TRUE(g->freeze_gang("vm", "g", false).is_ok());
+  EXPECT_EQ(rec.writes(), std::vector<std::string>{"write usched/vm/gang:g/cgroup.freeze=0"});
+}
+
+// A kernel thread that cannot be moved (the kernel refuses: here the
+// members leaf is missing) fails the freeze at once, naming the thread,
+// with nothing frozen: no settle wait stalls the rotation.
+TEST_F(V2Test, AKernelThreadThatCannotLeaveFailsTheFreezeAtOnceAndLeavesTheGangThawed) {
+  o.proc_root = t / "proc";
+  auto r = make_glue(o);
+  ASSERT_TRUE(r.is_ok());
+  g = std::move(r.value());
+  fake_task(o.proc_root, 1250, "kvm-pit/1234", 0x00208040, 2);
+  const std::string dir = top + "/vm/gang:g";
+  gang_files(dir, false);
+  put(dir + "/cgroup.procs", "1250\n");
+  const auto t0 = std::chrono::steady_clock::now();
+  auto st = g->freeze_gang("vm", "g", true);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_EQ(st.code(), Code::kFailedPrecondition);
+  EXPECT_NE(st.message().find("gang g holds kernel thread 1250 (kvm-pit/1234)"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("left thawed"), std::string::npos) << st.message();
+  EXPECT_EQ(get(dir + "/cgroup.freeze"), "0\n");
+  EXPECT_LT(took, std::chrono::milliseconds(30));
 }
 
 TEST_F(V2Test, RemovingAGangThawsItAndReturnsItsProcessesToTheMembersLeaf) {

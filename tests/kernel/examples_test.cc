@@ -39,7 +39,7 @@ TEST_P(ExampleTest, AppliesOnThisMachine) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Examples, ExampleTest,
-                         ::testing::Values("realtime-shield.conf", "batch-pool.conf", "vm-host.conf"),
+                         ::testing::Values("realtime-shield.conf", "batch-pool.conf", "vm-host.conf", "vm-gangs.conf"),
                          [](const auto& info) {
                            std::string n = info.param.substr(0, info.param.find('.'));
                            std::replace(n.begin(), n.end(), '-', '_');

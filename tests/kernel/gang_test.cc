@@ -81,26 +81,6 @@ class Spinners {
   pid_t pid_ = -1;
 };
 
-// The calling thread at SCHED_FIFO 10 while it lives: above the gangs'
-// SCHED_RR 1, so a sampler is on time. Never held across a fork.
-class Fifo {
- public:
-  Fifo() {
-    sched_param sp{};
-    sp.sched_priority = 10;
-    ok_ = ::sched_setscheduler(0, SCHED_FIFO, &sp) == 0;
-  }
-  ~Fifo() {
-    sched_param sp{};
-    if (ok_) ::sched_setscheduler(0, SCHED_OTHER, &sp);
-  }
-  Fifo(const Fifo&) = delete;
-  Fifo& operator=(const Fifo&) = delete;
-
- private:
-  bool ok_ = false;
-};
-
 // Nanoseconds the thread has run (schedstat, exact), as the glue reads it.
 uint64_t run_ns(int pid, int tid) {
   auto r = glue::ProcFs().run_ns(pid, tid);

@@ -144,23 +144,6 @@ TEST(ConfigFile, ABadConfigStopsStartUpWithTheLine) {
   EXPECT_THAT(d.log(), HasSubstr(file + " line 2: a/b"));
 }
 
-std::string http_get_unix(const std::string& path) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
-  std::string out;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-    const std::string req = "GET /metrics HTTP/1.0\r\n\r\n";
-    (void)!::write(fd, req.data(), req.size());
-    char buf[4096];
-    ssize_t n;
-    while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, n);
-  }
-  ::close(fd);
-  return out;
-}
-
 TEST(Metrics, ServesPrometheusTextPerScheduler) {
   TempDir t;
   const std::string sock = t / "metrics.sock";

@@ -3,6 +3,8 @@
 // the kernel's own view of a task (its allowed CPUs, its cpuset cgroup).
 #pragma once
 
+#include <sched.h>
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -120,5 +122,26 @@ inline void remove_cgroup_top(const std::string& top) {
     }
   }
 }
+
+// The calling thread at SCHED_FIFO 10 while it lives: above gang members
+// (SCHED_RR 1 in REAL, or any normal class), so a sampler is on time on a
+// loaded machine. Never held across a fork.
+class Fifo {
+ public:
+  Fifo() {
+    sched_param sp{};
+    sp.sched_priority = 10;
+    ok_ = ::sched_setscheduler(0, SCHED_FIFO, &sp) == 0;
+  }
+  ~Fifo() {
+    sched_param sp{};
+    if (ok_) ::sched_setscheduler(0, SCHED_OTHER, &sp);
+  }
+  Fifo(const Fifo&) = delete;
+  Fifo& operator=(const Fifo&) = delete;
+
+ private:
+  bool ok_ = false;
+};
 
 }  // namespace usched::test

@@ -60,5 +60,31 @@ TEST(Names, SplitParentAndLeaf) {
   EXPECT_EQ(leaf_name("batch"), "batch");
 }
 
+TEST(ThreadGlob, AcceptsTheGlobsVmMonitorsNeed) {
+  for (const char* g : {"CPU */KVM", "CPU */*", "fc_vcpu *", "vcpu[0-9]*", "CPU [!2]/TCG", "[]x]*", "a\\*", "*",
+                        "123456789012345", "*1234567890123*"})
+    EXPECT_TRUE(validate_thread_glob(g).is_ok()) << g << ": " << validate_thread_glob(g).message();
+}
+
+TEST(ThreadGlob, RejectsWhatCouldNeverMatchOrIsMalformedNamingWhy) {
+  struct Case {
+    std::string glob, says;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"", "thread glob is empty"},
+           {"CPU [0-9/TCG", "'[' at offset 4 is never closed"},
+           {"[!]", "'[' at offset 0 is never closed"},
+           {"CPU *\\", "ends in a lone '\\'"},
+           {"CPU\t*", "control character at offset 3"},
+           {"1234567890123456", "needs at least 16 characters but thread names hold at most 15"},
+           {std::string(256, '*'), "longer than 255"},
+       }) {
+    Status st = validate_thread_glob(c.glob);
+    EXPECT_FALSE(st.is_ok()) << c.glob;
+    EXPECT_EQ(st.code(), Code::kInvalidArgument) << c.glob;
+    EXPECT_NE(st.message().find(c.says), std::string::npos) << c.glob << ": " << st.message();
+  }
+}
+
 }  // namespace
 }  // namespace usched

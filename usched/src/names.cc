@@ -87,4 +87,36 @@ std::string leaf_name(std::string_view path) {
   return std::string(path.substr(slash + 1));
 }
 
+Status validate_thread_glob(std::string_view glob) {
+  const std::string prefix = "thread glob '" + show(glob) + "': ";
+  if (glob.empty()) return invalid("thread glob is empty (give e.g. 'CPU */KVM')");
+  if (glob.size() > 255) return invalid("thread glob is longer than 255 characters");
+  int literal = 0;  // characters a matching name must hold at least
+  for (size_t i = 0; i < glob.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(glob[i]);
+    if (c < 0x20 || c == 0x7f) return invalid(prefix + "holds a control character at offset " + std::to_string(i));
+    if (c == '\\') {
+      if (i + 1 == glob.size()) return invalid(prefix + "ends in a lone '\\'");
+      ++i;
+      ++literal;
+    } else if (c == '[') {
+      // fnmatch(3): a ']' right after '[' or '[!' belongs to the set.
+      size_t j = i + 1;
+      if (j < glob.size() && (glob[j] == '!' || glob[j] == '^')) ++j;
+      if (j < glob.size() && glob[j] == ']') ++j;
+      while (j < glob.size() && glob[j] != ']') ++j;
+      if (j >= glob.size()) return invalid(prefix + "'[' at offset " + std::to_string(i) + " is never closed");
+      i = j;
+      ++literal;
+    } else if (c != '*') {
+      ++literal;  // '?' and plain characters take one byte each
+    }
+  }
+  if (literal > kMaxCommLen) {
+    return invalid(prefix + "needs at least " + std::to_string(literal) +
+                   " characters but thread names hold at most " + std::to_string(kMaxCommLen));
+  }
+  return Status::ok();
+}
+
 }  // namespace usched

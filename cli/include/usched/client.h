@@ -56,6 +56,11 @@ class Client {
   Status destroy_gang(const std::string& scheduler, const std::string& gang);
   // tid 0: the whole process (its threads now and later).
   Result<v1::Gang> add_gang_member(const std::string& scheduler, const std::string& gang, int pid, int tid = 0);
+  // The threads of pid whose name (comm) matches the fnmatch glob, now and
+  // as they appear: a VM monitor's vCPU threads ("CPU */KVM"). The other
+  // threads stay bound to the scheduler, never frozen.
+  Result<v1::Gang> add_gang_threads(const std::string& scheduler, const std::string& gang, int pid,
+                                    const std::string& glob);
   Status remove_gang_member(const std::string& scheduler, const std::string& gang, int pid, int tid = 0);
   Result<v1::ListGangsResponse> list_gangs(const std::string& scheduler = "");
   // Calls fn for each event until fn returns false or the stream ends.

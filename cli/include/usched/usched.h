@@ -61,6 +61,12 @@ USCHED_API int usched_gang_destroy(const char* gang);
 /* Add process `pid` (tid 0: all its threads) or its thread `tid` to gang
  * "SCHED/GANG". 0 on success. */
 USCHED_API int usched_gang_add(const char* gang, pid_t pid, pid_t tid);
+/* Add the threads of process `pid` whose name matches `glob` (fnmatch;
+ * "CPU [0-9]*" takes QEMU's vCPU threads "CPU 0/KVM", "CPU 1/KVM", ...)
+ * to gang "SCHED/GANG", now and as they appear; its other threads stay
+ * bound to SCHED, never frozen. For VM monitors that do not call
+ * usched_join_gang themselves. 0 on success. */
+USCHED_API int usched_gang_add_threads(const char* gang, pid_t pid, const char* glob);
 
 /* Use the daemon at socket `path` from now on, for every thread (the path
  * is copied). NULL or "" returns to $USCHED_SOCKET / the default. */

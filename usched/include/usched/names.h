@@ -24,4 +24,12 @@ std::string parent_name(std::string_view path);
 // "batch/jobA" -> "jobA".
 std::string leaf_name(std::string_view path);
 
+// Thread names (comm) are at most 15 bytes (TASK_COMM_LEN 16).
+inline constexpr int kMaxCommLen = 15;
+// A glob over thread names, as fnmatch(3) reads it without flags: '*', '?',
+// '[...]' and '\\' escapes. Rejected, naming the reason: empty, longer
+// than 255, a control character, a '[' never closed, a trailing '\\', or
+// more literal characters than a thread name can hold (it could never match).
+Status validate_thread_glob(std::string_view glob);
+
 }  // namespace usched
