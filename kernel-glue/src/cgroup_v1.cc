@@ -4,6 +4,7 @@
 
 #include "freezer.h"
 #include "internal.h"
+#include "usched/glue/guardian.h"
 
 namespace usched::glue::detail {
 namespace {
@@ -85,6 +86,7 @@ class V1Glue final : public Glue {
 
   Status thaw_all() override { return cgroup_thaw_tree(fz_top(), false, settle_); }
   std::string freezer() const override { return "cgroup-v1 freezer"; }
+  void tell_guardian() override { guardian_->watch_tree(fz_top(), false); }
 
   Status apply_group(const std::string& entity, const GroupSettings& s) override {
     return apply_groups({{entity, s}});

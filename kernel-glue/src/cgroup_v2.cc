@@ -8,6 +8,7 @@
 
 #include "freezer.h"
 #include "internal.h"
+#include "usched/glue/guardian.h"
 
 namespace usched::glue::detail {
 namespace {
@@ -62,6 +63,7 @@ class V2Glue final : public Glue {
   }
   Status thaw_all() override { return cgroup_thaw_tree(top_, true, settle_); }
   std::string freezer() const override { return "cgroup-v2 cgroup.freeze"; }
+  void tell_guardian() override { guardian_->watch_tree(top_, true); }
   std::string gang_dir(const std::string& entity, const std::string& gang) const {
     return top_ + "/" + entity + "/" + gang_dir_name(gang);
   }
