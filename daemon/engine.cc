@@ -138,6 +138,15 @@ Status Engine::start() {
     if (Status s = create_defaults(); !s) return s;
   }
   if (Status s = sync_groups(); !s) return s;
+  {
+    // Groups of schedulers the state no longer names (uschedd died between
+    // recording a destroy and removing the group) go now.
+    std::set<std::string> names;
+    tree_->for_each([&](const Entity& e) {
+      if (!e.is_root()) names.insert(e.name());
+    });
+    if (Status s = glue_->prune_groups(names); !s) spdlog::warn("removing groups no scheduler names: {}", s.message());
+  }
   reconcile_members();
   // Start from one fresh members.json and an empty members.log.
   if (Status s = write_members(); !s) spdlog::error("state: {}", s.message());

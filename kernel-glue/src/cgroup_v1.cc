@@ -161,6 +161,21 @@ class V1Glue final : public Glue {
     return {};
   }
 
+  Status prune_groups(const std::set<std::string>& keep) override {
+    Status first;
+    for (const std::string& top : {cs_top(), cpu_top()}) {
+      for (const std::string& d : subdirs_deepest_first(top)) {
+        const std::string entity = d.substr(top.size() + 1);
+        if (keep.count(entity)) continue;
+        const std::string parent = parent_entity(entity);
+        Status st = move_ids(d + "/tasks", (parent.empty() ? top : top + "/" + parent) + "/tasks");
+        if (st) st = remove_dir(d);
+        if (!st && first) first = st;  // keep going: remove as much as we can
+      }
+    }
+    return first;
+  }
+
   Status place(int pid, int tid, const TaskSettings& s) override {
     Status st = place_task(proc_, pid, tid, s);
     if (st || !is_realtime(s.cls) || st.code() != Code::kPermissionDenied) return st;

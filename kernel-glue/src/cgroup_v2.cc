@@ -136,6 +136,25 @@ class V2Glue final : public Glue {
     return {};
   }
 
+  Status prune_groups(const std::set<std::string>& keep) override {
+    Status first;
+    for (const std::string& d : subdirs_deepest_first(top_)) {
+      // An entity's own leaves ("@members", "gang:G") go with it.
+      std::string entity = d.substr(top_.size() + 1);
+      const auto slash = entity.rfind('/');
+      const std::string last = slash == std::string::npos ? entity : entity.substr(slash + 1);
+      if (last == kMembers || last.rfind("gang:", 0) == 0) entity = slash == std::string::npos ? "" : entity.substr(0, slash);
+      if (entity.empty() || keep.count(entity)) continue;
+      const std::string parent = parent_entity(entity);
+      const std::string to = parent.empty() ? root_ + "/cgroup.procs" : members(parent) + "/cgroup.procs";
+      Status st = cgroup_freeze(d, true, false, settle_);  // a frozen task must not leave frozen
+      if (st) st = move_ids(d + "/cgroup.procs", to);
+      if (st) st = remove_dir(d);
+      if (!st && first) first = st;  // keep going: remove as much as we can
+    }
+    return first;
+  }
+
   Status place(int pid, int tid, const TaskSettings& s) override { return place_task(proc_, pid, tid, s); }
 
   Status join_group(int pid, int tid, const std::string& entity, const TaskSettings& s) override {

@@ -217,6 +217,26 @@ TEST_F(CrashKernel, ASecondUscheddOnTheSameStateDirectoryIsRefusedNamingTheLock)
 }
 
 
+TEST_F(CrashKernel, AtStartGroupsNoSchedulerNamesAreRemovedAndTheirTasksGoToTheParent) {
+  // uschedd killed between recording a destroy and removing the group
+  // left the group behind (the chaos test found it: "cpu cgroup ap2 is
+  // named by no scheduler"). Made by hand here, as the kill left it.
+  start_daemon();
+  ASSERT_EQ(cli({"create", "keep", "on", "cpu*"}).exit_code, 0);
+  EXPECT_EQ(daemon_->stop(SIGKILL), -SIGKILL);
+  const std::string cpu = kCgroupRoot + "/cpu/" + top_, cpuset = kCgroupRoot + "/cpuset/" + top_;
+  for (const std::string& d : {cpu + "/ghost", cpu + "/keep/ghost", cpuset + "/ghost"}) ASSERT_TRUE(fs::create_directory(d)) << d;
+  Child stray;
+  std::ofstream(cpu + "/keep/ghost/cgroup.procs") << stray.pid();
+  ASSERT_THAT(read_file("/proc/" + std::to_string(stray.pid()) + "/cgroup"), HasSubstr(top_ + "/keep/ghost\n"));
+  start_daemon();
+  for (const std::string& d : {cpu + "/ghost", cpu + "/keep/ghost", cpuset + "/ghost"}) EXPECT_FALSE(fs::exists(d)) << d;
+  EXPECT_TRUE(fs::exists(cpu + "/keep"));
+  EXPECT_TRUE(fs::exists(cpuset + "/keep"));
+  // The task that was inside went to the parent, the group of keep.
+  EXPECT_THAT(read_file("/proc/" + std::to_string(stray.pid()) + "/cgroup"), HasSubstr(":/" + top_ + "/keep\n"));
+}
+
 // ---- chaos -------------------------------------------------------------------
 //
 // A mixed workload (creates, updates, destroys, binds and unbinds, apply,

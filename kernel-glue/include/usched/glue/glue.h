@@ -90,6 +90,13 @@ class Glue {
   virtual Status apply_groups(const std::vector<std::pair<std::string, GroupSettings>>& all) = 0;
   // Moves any task left inside to the parent, then removes the directory.
   virtual Status remove_group(const std::string& entity) = 0;
+  // Removes every entity group under our top directory that `keep` does
+  // not name, deepest first, as remove_group does (tasks left inside go to
+  // the parent). At start-up: uschedd killed between recording a destroy
+  // and removing the group left it behind. Back ends without groups have
+  // nothing to do.
+  virtual Status prune_groups(const std::set<std::string>& keep) { return {}; }
+
   // The fast path a caller waits for: affinity and scheduling class on every
   // thread of pid (tid == 0; threads created meanwhile are caught by
   // re-reading the task list until it is stable) or on one thread.
