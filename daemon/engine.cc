@@ -161,18 +161,22 @@ Status Engine::start() {
 Status Engine::start_guardian() {
   // The fake glue freezes nothing (and service tests run many daemons).
   if (glue_->kind() == glue::Kind::kFake) return Status::ok();
-  const std::string lock = opts_.state_dir + "/uschedd.lock";
-  lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (lock_fd_ < 0) return precondition("cannot open " + lock + ": " + std::strerror(errno));
+  // The lock is the directory's own (flock on a directory fd): nothing to
+  // create, so a read-only state disk does not stop a start.
+  const std::string& lock = opts_.state_dir;
+  lock_fd_ = ::open(lock.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (lock_fd_ < 0) return precondition("cannot open state directory " + lock + ": " + std::strerror(errno));
   // Held by uschedd and its guardian: the guardian of an uschedd that just
   // died may still be thawing; wait for it (it takes milliseconds) rather
   // than freeze gangs it is about to thaw.
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-    if (errno != EWOULDBLOCK && errno != EINTR) return precondition("cannot lock " + lock + ": " + std::strerror(errno));
+    if (errno != EWOULDBLOCK && errno != EINTR) {
+      return precondition("cannot lock state directory " + lock + ": " + std::strerror(errno));
+    }
     if (std::chrono::steady_clock::now() > until) {
-      return precondition("state directory " + opts_.state_dir + " is in use: another uschedd (or the guardian of one) holds " +
-                          lock + "; stop it first, or give this one its own --state-dir");
+      return precondition("state directory " + lock + " is in use: another uschedd (or the guardian of one) holds its " +
+                          "lock (flock); stop it first, or give this one its own --state-dir");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
