@@ -23,6 +23,7 @@
 #include "support/kernel.h"
 #include "usched/client.h"
 #include "usched/cpuset.h"
+#include "usched/glue/guardian.h"
 
 namespace usched::test {
 namespace {
@@ -234,6 +235,38 @@ TEST_F(CrashKernel, AtStartGroupsNoSchedulerNamesAreRemovedAndTheirTasksGoToTheP
   EXPECT_TRUE(fs::exists(cpuset + "/keep"));
   // The task that was inside went to the parent, the group of keep.
   EXPECT_THAT(read_file("/proc/" + std::to_string(stray.pid()) + "/cgroup"), HasSubstr(":/" + top_ + "/keep\n"));
+}
+
+TEST(GuardianV2, AFrozenCgroupV2GroupIsThawedOnceUscheddsEndOfTheSocketCloses) {
+  // The v2 path of the guardian, on the v2 hierarchy this machine mounts
+  // (without controllers, so no uschedd runs on it; cgroup.freeze is core).
+  USCHED_SKIP_OR_FAIL_IF(::geteuid() != 0 ? "needs root" : cgroup2_mount().empty() ? "no cgroup v2 hierarchy" : "");
+  const std::string root = cgroup2_mount(), top = root + "/usched-test-" + random_suffix(), gang = top + "/gang:g";
+  Child member;
+  struct Cleanup {  // thawed, emptied and removed, also when a check fails
+    std::string root, top, gang;
+    int pid;
+    ~Cleanup() {
+      std::ofstream(gang + "/cgroup.freeze") << "0";
+      std::ofstream(root + "/cgroup.procs") << pid;
+      ::rmdir(gang.c_str());
+      ::rmdir(top.c_str());
+    }
+  } cleanup{root, top, gang, member.pid()};
+  ASSERT_TRUE(fs::create_directory(top));
+  ASSERT_TRUE(fs::create_directory(gang));
+  std::ofstream(gang + "/cgroup.procs") << member.pid();
+  std::ofstream(gang + "/cgroup.freeze") << "1";
+  auto frozen = [&] { return read_file(gang + "/cgroup.events").find("frozen 1") != std::string::npos; };
+  EXPECT_TRUE(eventually(frozen)) << read_file(gang + "/cgroup.events");
+  {
+    auto g = glue::Guardian::spawn(USCHEDD_PATH, "/proc", -1);
+    ASSERT_TRUE(g.is_ok()) << g.status().message();
+    (*g)->watch_tree(top, true);
+    EXPECT_TRUE(frozen()) << "the guardian thawed before its peer went";
+  }  // closes our end and reaps the guardian, which thaws first
+  EXPECT_FALSE(frozen()) << read_file(gang + "/cgroup.events");
+  EXPECT_EQ(task_state(member.pid()), 'S');
 }
 
 // ---- chaos -------------------------------------------------------------------
