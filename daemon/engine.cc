@@ -2,9 +2,11 @@
 #include "gang.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -12,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <google/protobuf/util/json_util.h>
 #include <spdlog/spdlog.h>
@@ -79,24 +82,16 @@ glue::Glue* g_glue_to_thaw = nullptr;
 Engine::~Engine() {
   joiner_.join();
   if (g_glue_to_thaw == glue_.get()) g_glue_to_thaw = nullptr;
+  glue_->attach_guardian(nullptr);
+  guardian_watch_.reset();
+  guardian_.reset();
+  if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
 // ---- start and stop -------------------------------------------------------
 
 
 Status Engine::start() {
-  if (Status s = glue_->setup(); !s) return s;
-  g_glue_to_thaw = glue_.get();
-  std::set_terminate(thaw_and_abort);
-  auto present = glue_->present_cpus();
-  if (!present) return present.status();
-  auto online = glue_->online_cpus();
-  if (!online) return online.status();
-  tree_ = std::make_unique<Tree>(*present, *online & *present);
-  gangs_ = std::make_unique<Gangs>(io_, *glue_, proc_, tree_);
-  spdlog::info("glue {}: cpus present {}, online {}", glue_->name(), present->to_string(),
-               online->to_string());
-
   std::error_code ec;
   std::filesystem::create_directories(opts_.state_dir, ec);
   if (ec) {
@@ -110,6 +105,20 @@ Status Engine::start() {
                         " is writable by other users or not owned by uschedd's user; "
                         "chown it to that user and chmod go-w it");
   }
+  // Before anything can be frozen, the guardian that thaws it if we die.
+  if (Status s = start_guardian(); !s) return s;
+  if (Status s = glue_->setup(); !s) return s;
+  g_glue_to_thaw = glue_.get();
+  std::set_terminate(thaw_and_abort);
+  auto present = glue_->present_cpus();
+  if (!present) return present.status();
+  auto online = glue_->online_cpus();
+  if (!online) return online.status();
+  tree_ = std::make_unique<Tree>(*present, *online & *present);
+  gangs_ = std::make_unique<Gangs>(io_, *glue_, proc_, tree_);
+  spdlog::info("glue {}: cpus present {}, online {}", glue_->name(), present->to_string(),
+               online->to_string());
+
   const std::string path = opts_.state_dir + "/state.json";
   std::ifstream in(path);
   if (in) {
@@ -129,6 +138,15 @@ Status Engine::start() {
     if (Status s = create_defaults(); !s) return s;
   }
   if (Status s = sync_groups(); !s) return s;
+  {
+    // Groups of schedulers the state no longer names (uschedd died between
+    // recording a destroy and removing the group) go now.
+    std::set<std::string> names;
+    tree_->for_each([&](const Entity& e) {
+      if (!e.is_root()) names.insert(e.name());
+    });
+    if (Status s = glue_->prune_groups(names); !s) spdlog::warn("removing groups no scheduler names: {}", s.message());
+  }
   reconcile_members();
   // Start from one fresh members.json and an empty members.log.
   if (Status s = write_members(); !s) spdlog::error("state: {}", s.message());
@@ -138,6 +156,58 @@ Status Engine::start() {
     if (!ec) sweep();
   });
   return Status::ok();
+}
+
+Status Engine::start_guardian() {
+  // The fake glue freezes nothing (and service tests run many daemons).
+  if (glue_->kind() == glue::Kind::kFake) return Status::ok();
+  // The lock is the directory's own (flock on a directory fd): nothing to
+  // create, so a read-only state disk does not stop a start.
+  const std::string& lock = opts_.state_dir;
+  lock_fd_ = ::open(lock.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (lock_fd_ < 0) return precondition("cannot open state directory " + lock + ": " + std::strerror(errno));
+  // Held by uschedd and its guardian: the guardian of an uschedd that just
+  // died may still be thawing; wait for it (it takes milliseconds) rather
+  // than freeze gangs it is about to thaw.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK && errno != EINTR) {
+      return precondition("cannot lock state directory " + lock + ": " + std::strerror(errno));
+    }
+    if (std::chrono::steady_clock::now() > until) {
+      return precondition("state directory " + lock + " is in use: another uschedd (or the guardian of one) holds its " +
+                          "lock (flock); stop it first, or give this one its own --state-dir");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  auto g = glue::Guardian::spawn("/proc/self/exe", proc_.root(), lock_fd_);
+  if (!g) return precondition("cannot start the guardian: " + g.status().message());
+  guardian_ = std::move(*g);
+  guardian_->close_on_fatal_signals();
+  glue_->attach_guardian(guardian_.get());
+  spdlog::info("guardian: pid {} thaws every gang if uschedd dies", guardian_->pid());
+  watch_guardian();
+  return Status::ok();
+}
+
+void Engine::watch_guardian() {
+  guardian_watch_.reset();
+  if (!guardian_ || guardian_->pidfd() < 0) return;
+  const int fd = ::dup(guardian_->pidfd());
+  if (fd < 0) return;
+  guardian_watch_ = std::make_unique<asio::posix::stream_descriptor>(io_, fd);
+  guardian_watch_->async_wait(asio::posix::stream_descriptor::wait_read, [this](const boost::system::error_code& ec) {
+    if (ec || stopping_ || !guardian_) return;
+    // Without it a crash could leave gangs frozen: start another at once.
+    auto how = guardian_->respawn();
+    if (!how) {
+      spdlog::error("guardian: it is gone and cannot be started again: {}; gangs may stay frozen if uschedd dies",
+                    how.status().message());
+      return;
+    }
+    spdlog::error("guardian: it {}; started again as pid {}", *how, guardian_->pid());
+    watch_guardian();
+  });
 }
 
 Status Engine::create_defaults() {
@@ -159,6 +229,7 @@ Status Engine::create_defaults() {
 void Engine::stop(bool cleanup) {
   stopping_ = true;
   if (gangs_) gangs_->stop();  // nothing stays frozen, whatever follows
+  guardian_watch_.reset();     // its exit from now on is expected
   sweep_timer_.cancel();
   joiner_.join();  // pending cgroup moves finish before anything is removed
   if (cleanup) {

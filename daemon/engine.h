@@ -19,6 +19,7 @@
 
 #include "asio.h"
 #include "usched/glue/glue.h"
+#include "usched/glue/guardian.h"
 #include "usched/glue/proc.h"
 #include "usched/names.h"
 #include "usched/tree.h"
@@ -168,8 +169,19 @@ class Engine {
   void account();
   std::chrono::steady_clock::time_point stats_wanted_until_{};
 
+  // Takes the state directory's lock (waiting for the guardian of an
+  // uschedd that died to finish thawing) and starts our own guardian.
+  Status start_guardian();
+  // Respawns the guardian whenever it exits while we run.
+  void watch_guardian();
+
   asio::io_context& io_;
   std::unique_ptr<glue::Glue> glue_;
+  // The guardian that thaws every gang if uschedd dies (none with the fake
+  // glue), and the lock on the state directory it holds with us. (s)
+  int lock_fd_ = -1;
+  std::unique_ptr<glue::Guardian> guardian_;
+  std::unique_ptr<asio::posix::stream_descriptor> guardian_watch_;
   EngineOptions opts_;
   glue::ProcFs proc_;
   std::unique_ptr<Tree> tree_;

@@ -21,12 +21,16 @@
 #include "ops.h"
 #include "server.h"
 #include "usched/glue/glue.h"
+#include "usched/glue/guardian.h"
 
 #ifndef USCHED_VERSION
 #define USCHED_VERSION "0.1.0"
 #endif
 
 int main(int argc, char** argv) {
+  // The guardian (usched/glue/guardian.h) is this binary started again by
+  // uschedd itself; not an option a person gives.
+  if (argc == 3 && std::string(argv[1]) == "--guardian") return usched::glue::guardian_main(argv[2]);
   CLI::App app{"uschedd: nested CPU schedulers for Linux (usched daemon)"};
   app.footer(
       "Examples:\n"

@@ -4,6 +4,7 @@
 
 #include "freezer.h"
 #include "internal.h"
+#include "usched/glue/guardian.h"
 
 namespace usched::glue::detail {
 namespace {
@@ -100,6 +101,7 @@ class V1Glue final : public Glue {
 
   Status thaw_all() override { return cgroup_thaw_tree(fz_top(), false, settle_); }
   std::string freezer() const override { return "cgroup-v1 freezer"; }
+  void tell_guardian() override { guardian_->watch_tree(fz_top(), false); }
 
   Status apply_group(const std::string& entity, const GroupSettings& s) override {
     return apply_groups({{entity, s}});
@@ -172,6 +174,21 @@ class V1Glue final : public Glue {
       if (auto st = remove_dir(dir); !st) return st;
     }
     return {};
+  }
+
+  Status prune_groups(const std::set<std::string>& keep) override {
+    Status first;
+    for (const std::string& top : {cs_top(), cpu_top()}) {
+      for (const std::string& d : subdirs_deepest_first(top)) {
+        const std::string entity = d.substr(top.size() + 1);
+        if (keep.count(entity)) continue;
+        const std::string parent = parent_entity(entity);
+        Status st = move_ids(d + "/tasks", (parent.empty() ? top : top + "/" + parent) + "/tasks");
+        if (st) st = remove_dir(d);
+        if (!st && first) first = st;  // keep going: remove as much as we can
+      }
+    }
+    return first;
   }
 
   Status place(int pid, int tid, const TaskSettings& s) override {

@@ -8,6 +8,7 @@
 
 #include "freezer.h"
 #include "internal.h"
+#include "usched/glue/guardian.h"
 
 namespace usched::glue::detail {
 namespace {
@@ -94,6 +95,7 @@ class V2Glue final : public Glue {
   }
   Status thaw_all() override { return cgroup_thaw_tree(top_, true, settle_); }
   std::string freezer() const override { return "cgroup-v2 cgroup.freeze"; }
+  void tell_guardian() override { guardian_->watch_tree(top_, true); }
   std::string gang_dir(const std::string& entity, const std::string& gang) const {
     return top_ + "/" + entity + "/" + gang_dir_name(gang);
   }
@@ -164,6 +166,25 @@ class V2Glue final : public Glue {
     if (auto st = remove_dir(members(entity)); !st) return st;
     if (auto st = remove_dir(dir); !st) return st;
     return {};
+  }
+
+  Status prune_groups(const std::set<std::string>& keep) override {
+    Status first;
+    for (const std::string& d : subdirs_deepest_first(top_)) {
+      // An entity's own leaves ("@members", "gang:G") go with it.
+      std::string entity = d.substr(top_.size() + 1);
+      const auto slash = entity.rfind('/');
+      const std::string last = slash == std::string::npos ? entity : entity.substr(slash + 1);
+      if (last == kMembers || last.rfind("gang:", 0) == 0) entity = slash == std::string::npos ? "" : entity.substr(0, slash);
+      if (entity.empty() || keep.count(entity)) continue;
+      const std::string parent = parent_entity(entity);
+      const std::string to = parent.empty() ? root_ + "/cgroup.procs" : members(parent) + "/cgroup.procs";
+      Status st = cgroup_freeze(d, true, false, settle_);  // a frozen task must not leave frozen
+      if (st) st = move_ids(d + "/cgroup.procs", to);
+      if (st) st = remove_dir(d);
+      if (!st && first) first = st;  // keep going: remove as much as we can
+    }
+    return first;
   }
 
   Status place(int pid, int tid, const TaskSettings& s) override { return place_task(proc_, pid, tid, s); }

@@ -10,6 +10,7 @@
 
 #include "freezer.h"
 #include "internal.h"
+#include "usched/glue/guardian.h"
 
 namespace usched::glue {
 namespace {
@@ -155,6 +156,12 @@ class AffinityGlue final : public Glue {
       return invalid("without a cgroup freezer gangs are stopped with SIGSTOP, which stops whole processes: add pid " +
                      std::to_string(pid) + ", not thread " + std::to_string(tid));
     }
+    // The guardian learns of the process before it can ever be stopped.
+    if (guardian_) {
+      auto info = proc_.task(pid);
+      if (!info) return info.status();
+      guardian_->watch_pid(pid, info->start_time);
+    }
     gangs_[entity + "/" + gang].insert(pid);
     return {};
   }
@@ -162,6 +169,7 @@ class AffinityGlue final : public Glue {
     auto it = gangs_.find(entity + "/" + gang);
     if (it == gangs_.end() || !it->second.erase(pid)) return {};
     if (stopped_.count(it->first)) (void)signal_freeze(proc_, {pid}, false, settle_);
+    unwatch(pid);
     return {};
   }
   Status freeze_gang(const std::string& entity, const std::string& gang, bool frozen) override {
@@ -174,7 +182,11 @@ class AffinityGlue final : public Glue {
   }
   Status remove_gang(const std::string& entity, const std::string& gang) override {
     Status st = freeze_gang(entity, gang, false);
-    gangs_.erase(entity + "/" + gang);
+    if (auto it = gangs_.find(entity + "/" + gang); it != gangs_.end()) {
+      const std::set<int> pids = std::move(it->second);
+      gangs_.erase(it);
+      for (int pid : pids) unwatch(pid);
+    }
     return st;
   }
   Status thaw_all() override {
@@ -188,7 +200,22 @@ class AffinityGlue final : public Glue {
   }
   std::string freezer() const override { return "SIGSTOP/SIGCONT"; }
 
+ protected:
+  void tell_guardian() override {
+    for (const auto& [g, pids] : gangs_)
+      for (int pid : pids)
+        if (auto info = proc_.task(pid)) guardian_->watch_pid(pid, info->start_time);
+  }
+
  private:
+  // The guardian forgets a process once no gang holds it.
+  void unwatch(int pid) {
+    if (!guardian_) return;
+    for (const auto& [g, pids] : gangs_)
+      if (pids.count(pid)) return;
+    guardian_->unwatch_pid(pid);
+  }
+
   Options o_;
   ProcFs proc_;
   const std::chrono::milliseconds settle_ = freeze_settle(proc_);  // read once

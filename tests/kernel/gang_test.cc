@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "support/harness.h"
+#include "support/gang.h"
 #include "support/kernel.h"
 #include "usched/client.h"
 #include "usched/glue/proc.h"
@@ -27,7 +28,6 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-const std::string kFreezer = "/sys/fs/cgroup/freezer";
 // Gangs live in REAL (SCHED_RR): the machine may be busy with other work
 // (compilers), and what is checked is how gangs share the CPUs with each
 // other, not how they fare against SCHED_OTHER load.
@@ -43,87 +43,16 @@ std::string missing() {
 
 #define REQUIRE_GANG_KERNEL() USCHED_SKIP_OR_FAIL_IF(missing())
 
-// A process with two threads that spin until it is killed or kSpinLimitS
-// passes. Forked before the test raises its own priority, so it runs at
-// SCHED_OTHER.
-class Spinners {
- public:
-  Spinners() {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::alarm(kSpinLimitS);  // bounded even if the test dies
-      pthread_t t[2];
-      for (auto& x : t) pthread_create(&x, nullptr, [](void*) -> void* { for (;;) {} }, nullptr);
-      for (;;) ::pause();
-    }
-  }
-  ~Spinners() { kill(); }
-  void kill() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-    }
-  }
-  pid_t pid() const { return pid_; }
-  // The two spinning threads (not the main one, which sleeps in pause).
-  std::vector<int> workers() const {
-    std::vector<int> out;
-    for (auto& e : fs::directory_iterator("/proc/" + std::to_string(pid_) + "/task")) {
-      int tid = std::stoi(e.path().filename());
-      if (tid != pid_) out.push_back(tid);
-    }
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-
- private:
-  pid_t pid_ = -1;
-};
-
-// Nanoseconds the thread has run (schedstat, exact), as the glue reads it.
-uint64_t run_ns(int pid, int tid) {
-  auto r = glue::ProcFs().run_ns(pid, tid);
-  return r ? r.value() : 0;
-}
-
-// Every freezer.state under our top directory.
-std::map<std::string, std::string> freezer_states(const std::string& top) {
-  std::map<std::string, std::string> out;
-  const std::string dir = kFreezer + "/" + top;
-  if (!fs::exists(dir)) return out;
-  for (auto& e : fs::recursive_directory_iterator(dir)) {
-    if (e.is_directory()) {
-      std::string s = read_file(e.path().string() + "/freezer.state");
-      while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-      out[e.path().string()] = s;
-    }
-  }
-  return out;
-}
-
-class GangKernel : public ::testing::Test {
+class GangKernel : public GangDaemonTest {
  protected:
   void SetUp() override {
     REQUIRE_GANG_KERNEL();
-    top_ = "usched-test-" + random_suffix();
-    daemon_ = std::make_unique<Daemon>(
-        std::vector<std::string>{"--cgroup-top", top_, "--no-config", "--log-level", "debug"}, state_.path());
-    ASSERT_TRUE(daemon_->start()) << daemon_->log();
+    start_daemon();
   }
-  void TearDown() override {
-    if (HasFailure() && daemon_) std::cerr << "uschedd log (tail):\n" << tail(daemon_->log());
-    a_.reset();
-    b_.reset();
-    if (daemon_) daemon_->stop(SIGTERM);
-    remove_cgroup_top(top_);  // whatever happened: thaw and remove every group of ours
-  }
-  static std::string tail(const std::string& s) { return s.size() > 4000 ? s.substr(s.size() - 4000) : s; }
-  CmdResult cli(std::vector<std::string> args) { return daemon_->cli(args, {.timeout = 10s}); }
 
   void start_two_gangs(int quantum_ms) {
-    a_ = std::make_unique<Spinners>();
-    b_ = std::make_unique<Spinners>();
+    a_ = std::make_unique<Spinners>(true, kSpinLimitS);
+    b_ = std::make_unique<Spinners>(true, kSpinLimitS);
     for (const char* g : {"a", "b"}) {
       auto r = cli({"gang", "create", std::string("REAL/") + g, "--quantum", std::to_string(quantum_ms)});
       ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -139,11 +68,6 @@ class GangKernel : public ::testing::Test {
       })) << "workers of pid " << s->pid() << " not spread one per CPU";
     }
   }
-
-  TempDir state_;
-  std::string top_;
-  std::unique_ptr<Daemon> daemon_;
-  std::unique_ptr<Spinners> a_, b_;
 };
 
 // Samples run time of the four workers every `every` for `total`, at
@@ -236,7 +160,7 @@ TEST_F(GangKernel, WithRealtimeGangsOnEveryCpuTheDaemonStillRunsAboveThem) {
 }
 
 TEST_F(GangKernel, AGangAloneIsNeverFrozen) {
-  a_ = std::make_unique<Spinners>();
+  a_ = std::make_unique<Spinners>(true, kSpinLimitS);
   ASSERT_EQ(cli({"gang", "create", "REAL/a", "--quantum", "5"}).exit_code, 0);
   ASSERT_EQ(cli({"gang", "add", "REAL/a", "--pid", std::to_string(a_->pid())}).exit_code, 0);
   const std::string state = kFreezer + "/" + top_ + "/REAL/gang:a/freezer.state";
@@ -276,7 +200,7 @@ TEST_F(GangKernel, SigkillOfAMemberAndSigtermOfTheDaemonLeaveNothingFrozen) {
     std::this_thread::sleep_for(2ms);
   }
   // Two gangs again, rotating; then SIGTERM mid-rotation.
-  a_ = std::make_unique<Spinners>();
+  a_ = std::make_unique<Spinners>(true, kSpinLimitS);
   ASSERT_EQ(cli({"gang", "add", "REAL/a", "--pid", std::to_string(a_->pid())}).exit_code, 0);
   ASSERT_TRUE(eventually([&] {
     for (auto& [d, s] : freezer_states(top_))
@@ -308,9 +232,7 @@ TEST_F(GangKernel, AfterASigkillAndARestartTheGangsTakeTurnsAgain) {
   }));
   // Killed mid-rotation: one gang may well be left frozen in the kernel.
   EXPECT_EQ(daemon_->stop(SIGKILL), -SIGKILL);
-  daemon_ = std::make_unique<Daemon>(
-      std::vector<std::string>{"--cgroup-top", top_, "--no-config", "--log-level", "debug"}, state_.path());
-  ASSERT_TRUE(daemon_->start()) << daemon_->log();
+  start_daemon();
 
   // The gangs and their members are back, as the user sees them.
   auto c = Client::connect(daemon_->socket(), 5s);
@@ -364,7 +286,7 @@ TEST_F(GangKernel, UschedRunGangPutsTwoWorkingThreadsOnTwoCpus) {
   // A shell that starts two busy loops: a process with children would not
   // do; use our own binary? The kernel tier has only the shell, so check
   // the process member path through a two-thread program made by fork:
-  a_ = std::make_unique<Spinners>();
+  a_ = std::make_unique<Spinners>(true, kSpinLimitS);
   ASSERT_EQ(cli({"gang", "add", "REAL/r", "--pid", std::to_string(a_->pid())}).exit_code, 0);
   ASSERT_TRUE(eventually([&] {
     auto w = a_->workers();

@@ -7,6 +7,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,8 @@
 #include "usched/result.h"
 
 namespace usched::glue {
+
+class Guardian;
 
 // What an entity's cgroup should say. Paths are entity names ("batch/jobA");
 // the back end maps them under its own top directory ("usched/").
@@ -87,6 +90,12 @@ class Glue {
   virtual Status apply_groups(const std::vector<std::pair<std::string, GroupSettings>>& all) = 0;
   // Moves any task left inside to the parent, then removes the directory.
   virtual Status remove_group(const std::string& entity) = 0;
+  // Removes every entity group under our top directory that `keep` does
+  // not name, deepest first, as remove_group does (tasks left inside go to
+  // the parent). At start-up: uschedd killed between recording a destroy
+  // and removing the group left it behind. Back ends without groups have
+  // nothing to do.
+  virtual Status prune_groups(const std::set<std::string>& keep) { return {}; }
 
   // The fast path a caller waits for: affinity and scheduling class on every
   // thread of pid (tid == 0; threads created meanwhile are caught by
@@ -136,6 +145,20 @@ class Glue {
   // How gangs are enforced: "cgroup-v1 freezer", "cgroup-v2 cgroup.freeze",
   // "SIGSTOP/SIGCONT", "fake".
   virtual std::string freezer() const = 0;
+
+  // Hands the back end the guardian (guardian.h; not owned, outlives the
+  // glue's use of it): from now on the back end tells it, before anything
+  // is frozen, what it may freeze, so that the guardian can thaw it all
+  // when uschedd dies.
+  void attach_guardian(Guardian* g) {
+    guardian_ = g;
+    if (g) tell_guardian();
+  }
+
+ protected:
+  // What may be frozen so far (the freezer trees; stopped processes).
+  virtual void tell_guardian() {}
+  Guardian* guardian_ = nullptr;
 };
 
 // "gang:" cannot start an entity name component ([A-Za-z0-9_.-]), so a gang

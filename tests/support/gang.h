@@ -1,0 +1,144 @@
+// What the kernel-tier gang tests share: processes whose threads are gang
+// members (bounded in time), a SCHED_FIFO guard for samplers, and the
+// kernel's view of the gang freezer (v1 freezer.state under a top).
+#pragma once
+
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "support/harness.h"
+#include "support/kernel.h"
+#include "usched/glue/proc.h"
+
+namespace usched::test {
+
+inline const std::string kFreezer = "/sys/fs/cgroup/freezer";
+
+// A process with two worker threads, alive until it is killed or
+// `limit_s` passes (alarm: bounded even if the test dies). Spinning
+// workers burn their CPU; the others wake every millisecond, enough to be
+// placed, frozen and thawed without taking the machine. Fork it before the
+// test raises its own priority, so it starts at SCHED_OTHER.
+class Spinners {
+ public:
+  explicit Spinners(bool spin = true, int limit_s = 30) {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::alarm(static_cast<unsigned>(limit_s));
+      pthread_t t[2];
+      for (auto& x : t) {
+        pthread_create(&x, nullptr, spin ? +[](void*) -> void* { for (;;) {} }
+                                         : +[](void*) -> void* {
+                                             for (;;) {
+                                               timespec ts{0, 1'000'000};
+                                               ::nanosleep(&ts, nullptr);
+                                             }
+                                           },
+                       nullptr);
+      }
+      for (;;) ::pause();
+    }
+  }
+  ~Spinners() { kill(); }
+  Spinners(const Spinners&) = delete;
+  Spinners& operator=(const Spinners&) = delete;
+  void kill() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+      pid_ = -1;
+    }
+  }
+  pid_t pid() const { return pid_; }
+  // The two worker threads (not the main one, which sleeps in pause).
+  std::vector<int> workers() const {
+    std::vector<int> out;
+    std::error_code ec;
+    for (auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid_) + "/task", ec)) {
+      int tid = std::stoi(e.path().filename());
+      if (tid != pid_) out.push_back(tid);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// Nanoseconds the thread has run (schedstat, exact), as the glue reads it.
+inline uint64_t run_ns(int pid, int tid) {
+  auto r = glue::ProcFs().run_ns(pid, tid);
+  return r ? r.value() : 0;
+}
+
+// Every freezer.state under our top directory in the v1 freezer hierarchy.
+inline std::map<std::string, std::string> freezer_states(const std::string& top) {
+  std::map<std::string, std::string> out;
+  const std::string dir = kFreezer + "/" + top;
+  std::error_code ec;
+  if (!std::filesystem::exists(dir, ec)) return out;
+  for (auto& e : std::filesystem::recursive_directory_iterator(dir, ec)) {
+    if (e.is_directory()) {
+      std::string s = read_file(e.path().string() + "/freezer.state");
+      while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+      out[e.path().string()] = s;
+    }
+  }
+  return out;
+}
+
+inline bool any_frozen(const std::string& top) {
+  for (auto& [d, s] : freezer_states(top))
+    if (s != "THAWED" && !s.empty()) return true;
+  return false;
+}
+
+// State letter of /proc/PID/stat ('T' stopped, 'Z' zombie), '?' when gone.
+inline char task_state(int pid) {
+  const std::string s = read_file("/proc/" + std::to_string(pid) + "/stat");
+  const auto rp = s.rfind(')');
+  return rp == std::string::npos || rp + 2 >= s.size() ? '?' : s[rp + 2];
+}
+
+// A uschedd on real cgroups under a private top, with two gang member
+// processes a_ and b_; whatever a test leaves is thawed and removed.
+class GangDaemonTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    if (HasFailure() && daemon_) std::cerr << "uschedd log (tail):\n" << tail(daemon_->log());
+    a_.reset();
+    b_.reset();
+    if (daemon_) daemon_->stop(SIGTERM);
+    remove_cgroup_top(top_);  // whatever happened: thaw and remove every group of ours
+  }
+  static std::string tail(const std::string& s) { return s.size() > 4000 ? s.substr(s.size() - 4000) : s; }
+  CmdResult cli(std::vector<std::string> args) { return daemon_->cli(args, {.timeout = 10s}); }
+  // (Re)starts uschedd on top_ and the test's state directory.
+  void start_daemon(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"--cgroup-top", top_, "--no-config", "--log-level", "debug"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    daemon_ = std::make_unique<Daemon>(args, state_.path());
+    ASSERT_TRUE(daemon_->start()) << daemon_->log();
+  }
+
+  TempDir state_;
+  std::string top_ = "usched-test-" + random_suffix();
+  std::unique_ptr<Daemon> daemon_;
+  std::unique_ptr<Spinners> a_, b_;
+};
+
+}  // namespace usched::test
