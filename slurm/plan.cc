@@ -26,6 +26,32 @@ Result<CpuSet> cores_to_cpus(std::string_view cores, const std::vector<CpuTopo>&
   return out;
 }
 
+Result<std::vector<std::pair<int, CpuSet>>> parse_vcpus(std::string_view list) {
+  std::vector<std::pair<int, CpuSet>> out;
+  size_t pos = 0;
+  while (pos < list.size()) {
+    if (list[pos] == ' ') {
+      ++pos;
+      continue;
+    }
+    const size_t end = std::min(list.find(' ', pos), list.size());
+    const std::string_view entry = list.substr(pos, end - pos);
+    pos = end;
+    const size_t colon = entry.find(':');
+    int index = -1;
+    const char* first = entry.data();
+    const char* last = entry.data() + (colon == std::string_view::npos ? 0 : colon);
+    auto [p, ec] = std::from_chars(first, last, index);
+    if (colon == std::string_view::npos || ec != std::errc() || p != last || index < 0) {
+      return invalid("vcpu list entry '" + std::string(entry) + "': expected INDEX:CPUS");
+    }
+    auto cpus = CpuSet::parse(entry.substr(colon + 1));
+    if (!cpus) return invalid("vcpu list entry '" + std::string(entry) + "': " + cpus.status().message());
+    out.emplace_back(index, *cpus);
+  }
+  return out;
+}
+
 Result<std::string> pool_on(const std::string& name, const std::vector<std::pair<int, CpuSet>>& vcpus,
                             const CpuSet& cpus) {
   std::string pool;

@@ -34,6 +34,11 @@ Result<CpuSet> cores_to_cpus(std::string_view cores, const std::vector<CpuTopo>&
 Result<std::string> pool_on(const std::string& name, const std::vector<std::pair<int, CpuSet>>& vcpus,
                             const CpuSet& cpus);
 
+// A scheduler's vcpus as libusched's usched_sched_get() lists them,
+// "0:0 1:2-3" (INDEX:CPUS, space separated), for pool_on. Errors name the
+// entry that is malformed.
+Result<std::vector<std::pair<int, CpuSet>>> parse_vcpus(std::string_view list);
+
 // "job1234.0", "job1234.batch", "job1234.extern", "job1234.interactive":
 // the name of a step's scheduler below the one the user named, and of its
 // gang. Slurm's special step ids are spelled out.

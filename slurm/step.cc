@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "plan.h"
-#include "usched/client.h"
+#include "usched/usched.h"
 
 namespace {
 
@@ -24,7 +24,6 @@ using usched::Status;
 namespace us = usched::slurm;
 
 us::PluginArgs g_args;
-std::unique_ptr<usched::Client> g_client;
 // What this slurmstepd made: removed again by usched_step_end.
 bool g_made = false;
 std::string g_target;
@@ -44,15 +43,23 @@ std::string node_name() {
 }
 
 std::string socket_path() {
-  return g_args.socket.empty() ? usched::default_socket() : us::expand_node(g_args.socket, node_name());
+  if (g_args.socket.empty()) {
+    usched_set_socket(nullptr);
+    return usched_socket();
+  }
+  return us::expand_node(g_args.socket, node_name());
 }
 
-Result<usched::Client*> client() {
-  if (g_client) return g_client.get();
-  auto c = usched::Client::connect(socket_path(), std::chrono::seconds(3));
-  if (!c) return c.status();
-  g_client = std::move(*c);
-  return g_client.get();
+// Every libusched call below goes to this node's uschedd.
+void use_socket() { usched_set_socket(socket_path().c_str()); }
+
+// The message of libusched's last error as a Status.
+Status last_error() { return Status(usched::Code::kInternal, usched_last_error()); }
+
+Result<usched_sched_info> get(const std::string& name) {
+  usched_sched_info info{};
+  if (usched_sched_get(name.c_str(), &info) < 0) return last_error();
+  return info;
 }
 
 int read_int(const std::string& path) {
@@ -83,57 +90,43 @@ std::string target_of(const usched_step& s) {
 
 // The step's child scheduler on the CPUs Slurm gave the step, handed to
 // the job's user so the job can subdivide it in its own vcpu numbers.
-Status check_user(usched::Client& c, const usched_step& s) {
+Status check_user(const usched_step& s) {
   std::vector<std::pair<std::string, uint32_t>> owners;
   const std::string name = s.scheduler;
   for (size_t end = name.find('/'); ; end = name.find('/', end + 1)) {
     const std::string prefix = name.substr(0, end);
-    auto e = c.get(prefix);
+    auto e = get(prefix);
     if (!e) return e.status();
-    owners.emplace_back(prefix, e->owner_uid());
+    owners.emplace_back(prefix, e->owner_uid);
     if (end == std::string::npos) break;
   }
   return us::may_use(name, owners, s.uid, g_args.allow);
 }
 
-Status make_scheduler(usched::Client& c, const usched_step& s) {
-  auto parent = c.get(s.scheduler);
+Status make_scheduler(const usched_step& s) {
+  auto parent = get(s.scheduler);
   if (!parent) return parent.status();
   auto topo = topology();
   if (!topo) return topo.status();
   auto cpus = us::cores_to_cpus(s.cores ? s.cores : "", *topo);
   if (!cpus) return cpus.status();
-  std::vector<std::pair<int, usched::CpuSet>> vcpus;
-  for (const auto& v : parent->vcpu()) {
-    auto set = usched::CpuSet::parse(v.cpus());
-    if (set) vcpus.emplace_back(v.index(), *set);
-  }
-  auto pool = us::pool_on(s.scheduler, vcpus, *cpus);
+  auto vcpus = us::parse_vcpus(parent->vcpus);
+  if (!vcpus) return vcpus.status();
+  auto pool = us::pool_on(s.scheduler, *vcpus, *cpus);
   if (!pool) return pool.status();
-  usched::v1::SchedulerSpec spec;
-  spec.set_name(target_of(s));
-  spec.set_pool(*pool);
+  const std::string name = target_of(s);
   // The step inherits the class of the scheduler the user named.
-  spec.set_lwktpri(parent->spec().has_lwktpri() ? parent->spec().lwktpri() : 6);
-  spec.set_locked(parent->spec().locked());
-  auto made = c.create(spec);
-  if (!made) return made.status();
+  if (usched_sched_create(name.c_str(), pool->c_str(), parent->lwktpri, parent->locked) < 0) return last_error();
   g_made = true;
-  auto own = c.chown(spec.name(), s.uid, s.gid);
-  if (!own) return own.status();
+  if (usched_sched_chown(name.c_str(), s.uid, s.gid) < 0) return last_error();
   return Status::ok();
 }
 
 // A gang of NAME: the gangs of every step using NAME share its matrix and
 // take turns, which they could not do from schedulers of their own.
-Status make_gang(usched::Client& c, const usched_step& s) {
-  usched::v1::GangSpec spec;
-  spec.set_scheduler(s.scheduler);
-  spec.set_name(us::step_component(s.job_id, s.step_id));
-  spec.set_width(static_cast<int>(s.local_tasks));
-  spec.set_quantum_ms(g_args.quantum_ms);
-  auto g = c.create_gang(spec);
-  if (!g) return g.status();
+Status make_gang(const usched_step& s) {
+  const std::string gang = target_of(s);
+  if (usched_gang_create(gang.c_str(), g_args.quantum_ms, static_cast<int>(s.local_tasks)) < 0) return last_error();
   g_made = true;
   return Status::ok();
 }
@@ -162,38 +155,26 @@ extern "C" int usched_step_target(const usched_step* s, char* out, size_t outlen
 }
 
 extern "C" int usched_step_bind(const usched_step* s, pid_t pid, char* err, size_t errlen) {
-  auto c = client();
-  if (!c) return fail(err, errlen, c.status().message());
-  const std::string gang = us::step_component(s->job_id, s->step_id);
+  use_socket();
   if (!g_made) {
-    if (Status st = check_user(**c, *s); !st) return fail(err, errlen, st.message());
-    Status st = s->gang ? make_gang(**c, *s) : make_scheduler(**c, *s);
+    if (Status st = check_user(*s); !st) return fail(err, errlen, st.message());
+    Status st = s->gang ? make_gang(*s) : make_scheduler(*s);
     if (!st) return fail(err, errlen, st.message());
     g_target = target_of(*s);
   }
-  if (s->gang) {
-    auto r = (*c)->add_gang_member(s->scheduler, gang, pid, 0);
-    if (!r) return fail(err, errlen, r.status().message());
-  } else {
-    auto r = (*c)->bind(g_target, pid);
-    if (!r) return fail(err, errlen, r.status().message());
-  }
+  const int r = s->gang ? usched_gang_add(g_target.c_str(), pid, 0) : usched_bind_pid(g_target.c_str(), pid, 0, -1);
+  if (r < 0) return fail(err, errlen, usched_last_error());
   return 0;
 }
 
 extern "C" int usched_step_end(const usched_step* s, char* err, size_t errlen) {
   if (!g_made) return 0;
-  auto c = client();
-  if (!c) return fail(err, errlen, c.status().message());
+  use_socket();
   g_made = false;
-  if (s->gang) {
-    Status st = (*c)->destroy_gang(s->scheduler, us::step_component(s->job_id, s->step_id));
-    if (!st) return fail(err, errlen, st.message());
-    return 0;
-  }
+  const std::string target = target_of(*s);
   // Forced: whatever the job made below its scheduler goes with it, and
   // members still bound (a task that outlived the step) move to NAME.
-  auto r = (*c)->destroy(g_target, true);
-  if (!r) return fail(err, errlen, r.status().message());
+  const int r = s->gang ? usched_gang_destroy(target.c_str()) : usched_sched_destroy(target.c_str(), 1);
+  if (r < 0) return fail(err, errlen, usched_last_error());
   return 0;
 }

@@ -1,6 +1,6 @@
 /* The narrow C interface between the SPANK shim (spank_usched.c, which
  * alone includes <slurm/spank.h>) and the part that talks to uschedd
- * (step.cc, through the usched client library). Every function returns 0,
+ * (step.cc, through libusched's C API). Every function returns 0,
  * or -1 with a message a user can act on in `err`. */
 #ifndef USCHED_SLURM_STEP_H_
 #define USCHED_SLURM_STEP_H_

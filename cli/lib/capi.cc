@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <mutex>
 #include <string>
 
@@ -166,6 +167,67 @@ int usched_gang_add(const char* gang, pid_t pid, pid_t tid) {
   if (!c) return fail(c.status());
   auto r = (*c)->add_gang_member(sg->first, sg->second, static_cast<int>(pid), static_cast<int>(tid));
   if (!r) return fail(r.status());
+  return succeed();
+}
+
+int usched_sched_create(const char* name, const char* pool, int lwktpri, int locked) {
+  if (name == nullptr) return fail(null_arg("usched_sched_create", "name"));
+  if (pool == nullptr) return fail(null_arg("usched_sched_create", "pool"));
+  auto c = connect();
+  if (!c) return fail(c.status());
+  usched::v1::SchedulerSpec spec;
+  spec.set_name(name);
+  spec.set_pool(pool);
+  if (lwktpri >= 0) spec.set_lwktpri(lwktpri);
+  spec.set_locked(locked != 0);
+  auto r = (*c)->create(spec);
+  if (!r) return fail(r.status());
+  return succeed();
+}
+
+int usched_sched_chown(const char* name, uid_t uid, gid_t gid) {
+  if (name == nullptr) return fail(null_arg("usched_sched_chown", "name"));
+  auto c = connect();
+  if (!c) return fail(c.status());
+  const int64_t g = gid == static_cast<gid_t>(-1) ? -1 : static_cast<int64_t>(gid);
+  auto r = (*c)->chown(name, static_cast<uint32_t>(uid), g);
+  if (!r) return fail(r.status());
+  return succeed();
+}
+
+int usched_sched_destroy(const char* name, int force) {
+  if (name == nullptr) return fail(null_arg("usched_sched_destroy", "name"));
+  auto c = connect();
+  if (!c) return fail(c.status());
+  auto r = (*c)->destroy(name, force != 0);
+  if (!r) return fail(r.status());
+  return succeed();
+}
+
+int usched_sched_get(const char* name, struct usched_sched_info* info) {
+  if (name == nullptr) return fail(null_arg("usched_sched_get", "name"));
+  if (info == nullptr) return fail(null_arg("usched_sched_get", "info"));
+  auto c = connect();
+  if (!c) return fail(c.status());
+  auto r = (*c)->get(name);
+  if (!r) return fail(r.status());
+  std::string vcpus;
+  for (const auto& v : r->vcpu()) {
+    if (!vcpus.empty()) vcpus += ' ';
+    vcpus += std::to_string(v.index()) + ":" + v.cpus();
+  }
+  if (r->cpus().size() >= sizeof info->cpus || vcpus.size() >= sizeof info->vcpus) {
+    return fail(usched::Status(usched::Code::kResourceExhausted,
+                               std::string("usched_sched_get: the CPU lists of ") + name + " do not fit usched_sched_info"));
+  }
+  *info = usched_sched_info{};
+  info->owner_uid = static_cast<uid_t>(r->owner_uid());
+  info->owner_gid = static_cast<gid_t>(r->owner_gid());
+  info->lwktpri = r->spec().has_lwktpri() ? r->spec().lwktpri() : 6;
+  info->locked = r->spec().locked() ? 1 : 0;
+  info->nvcpus = r->vcpu_size();
+  std::snprintf(info->cpus, sizeof info->cpus, "%s", r->cpus().c_str());
+  std::snprintf(info->vcpus, sizeof info->vcpus, "%s", vcpus.c_str());
   return succeed();
 }
 

@@ -126,5 +126,89 @@ TEST_F(CApiTest, GangCallsCreateFillAndDestroyAGang) {
   EXPECT_EQ(gang("NORM", "vm").spec().name(), "");
 }
 
+TEST_F(CApiTest, SchedCreateMakesAChildOnThePoolAndGetReportsIt) {
+  ASSERT_EQ(usched_sched_create("NORM/step", "cpu1 cpu2", 4, 1), 0) << usched_last_error();
+  usched_sched_info info{};
+  ASSERT_EQ(usched_sched_get("NORM/step", &info), 0) << usched_last_error();
+  auto c = Client::connect(daemon_->socket(), 5s);
+  ASSERT_TRUE(c.is_ok());
+  auto s = (*c)->get("NORM/step");
+  ASSERT_TRUE(s.is_ok()) << s.status().message();
+  EXPECT_EQ(s->spec().lwktpri(), 4);
+  EXPECT_TRUE(s->spec().locked());
+  EXPECT_EQ(info.lwktpri, 4);
+  EXPECT_EQ(info.locked, 1);
+  EXPECT_EQ(info.nvcpus, 2);
+  EXPECT_EQ(info.owner_uid, s->owner_uid());
+  EXPECT_STREQ(info.cpus, s->cpus().c_str());
+  ASSERT_EQ(s->vcpu_size(), 2);
+  const std::string vcpus = "0:" + s->vcpu(0).cpus() + " 1:" + s->vcpu(1).cpus();
+  EXPECT_STREQ(info.vcpus, vcpus.c_str());
+
+  // Without lwktpri the child gets the default level.
+  ASSERT_EQ(usched_sched_create("NORM/plain", "cpu0", -1, 0), 0) << usched_last_error();
+  ASSERT_EQ(usched_sched_get("NORM/plain", &info), 0) << usched_last_error();
+  EXPECT_EQ(info.lwktpri, 6);
+  EXPECT_EQ(info.locked, 0);
+
+  EXPECT_EQ(usched_sched_create("NORM/step", "cpu0", -1, 0), -1);
+  EXPECT_EQ(usched_last_error_code(), USCHED_ALREADY_EXISTS) << usched_last_error();
+  EXPECT_EQ(usched_sched_create("NORM/bad", "cpu99", -1, 0), -1);
+  EXPECT_NE(usched_last_error_code(), USCHED_OK);
+  EXPECT_THAT(usched_last_error(), HasSubstr("cpu99"));
+  EXPECT_FALSE((*c)->get("NORM/bad").is_ok()) << "a refused create left a scheduler behind";
+  EXPECT_EQ(usched_sched_create("NORM/x", nullptr, -1, 0), -1);
+  EXPECT_EQ(usched_last_error_code(), USCHED_INVALID_ARGUMENT);
+  EXPECT_THAT(usched_last_error(), HasSubstr("pool"));
+  EXPECT_EQ(usched_sched_get("NORM/nope", &info), -1);
+  EXPECT_EQ(usched_last_error_code(), USCHED_NOT_FOUND);
+  EXPECT_THAT(usched_last_error(), HasSubstr("NORM/nope"));
+  EXPECT_EQ(usched_sched_get("NORM", nullptr), -1);
+  EXPECT_EQ(usched_last_error_code(), USCHED_INVALID_ARGUMENT);
+}
+
+TEST_F(CApiTest, SchedChownHandsTheSchedulerToTheUser) {
+  ASSERT_EQ(usched_sched_create("NORM/job", "cpu0", -1, 0), 0) << usched_last_error();
+  ASSERT_EQ(usched_sched_chown("NORM/job", 4242, 4343), 0) << usched_last_error();
+  usched_sched_info info{};
+  ASSERT_EQ(usched_sched_get("NORM/job", &info), 0) << usched_last_error();
+  EXPECT_EQ(info.owner_uid, 4242u);
+  EXPECT_EQ(info.owner_gid, 4343u);
+  // gid -1 keeps the group.
+  ASSERT_EQ(usched_sched_chown("NORM/job", 4444, static_cast<gid_t>(-1)), 0) << usched_last_error();
+  ASSERT_EQ(usched_sched_get("NORM/job", &info), 0) << usched_last_error();
+  EXPECT_EQ(info.owner_uid, 4444u);
+  EXPECT_EQ(info.owner_gid, 4343u);
+  EXPECT_EQ(usched_sched_chown("NORM/nope", 1, 1), -1);
+  EXPECT_EQ(usched_last_error_code(), USCHED_NOT_FOUND) << usched_last_error();
+}
+
+TEST_F(CApiTest, SchedDestroyRefusesABusySchedulerUnlessForced) {
+  ASSERT_EQ(usched_sched_create("NORM/job", "cpu0 cpu1", -1, 0), 0) << usched_last_error();
+  ASSERT_EQ(usched_sched_create("NORM/job/inner", "cpu0", -1, 0), 0) << usched_last_error();
+  Child sleeper;
+  ASSERT_EQ(usched_bind_pid("NORM/job", sleeper.pid(), 0, -1), 0) << usched_last_error();
+  auto c = Client::connect(daemon_->socket(), 5s);
+  ASSERT_TRUE(c.is_ok());
+
+  EXPECT_EQ(usched_sched_destroy("NORM/job", 0), -1);
+  EXPECT_NE(usched_last_error_code(), USCHED_OK);
+  EXPECT_THAT(usched_last_error(), HasSubstr("NORM/job"));
+  EXPECT_TRUE((*c)->get("NORM/job/inner").is_ok()) << "a refused destroy removed the child";
+
+  ASSERT_EQ(usched_sched_destroy("NORM/job", 1), 0) << usched_last_error();
+  EXPECT_FALSE((*c)->get("NORM/job").is_ok());
+  EXPECT_FALSE((*c)->get("NORM/job/inner").is_ok());
+  // The member moved to the parent.
+  auto norm = (*c)->get("NORM");
+  ASSERT_TRUE(norm.is_ok());
+  std::vector<int> pids;
+  for (const auto& m : norm->members()) pids.push_back(m.pid());
+  EXPECT_THAT(pids, ::testing::Contains(sleeper.pid()));
+
+  EXPECT_EQ(usched_sched_destroy("NORM/job", 1), -1);
+  EXPECT_EQ(usched_last_error_code(), USCHED_NOT_FOUND) << usched_last_error();
+}
+
 }  // namespace
 }  // namespace usched::test

@@ -56,6 +56,29 @@ TEST(SlurmPlan, PoolFailsNamingTheSchedulerAndCpusWhenNothingFits) {
   EXPECT_EQ(r.status().message(), "scheduler 'batch' has no vcpu on the CPUs Slurm gave this step (1)");
 }
 
+TEST(SlurmPlan, VcpuListFromLibuschedKeepsEachIndexWithItsCpus) {
+  auto v = parse_vcpus("0:0 1:2-3  2:5");
+  ASSERT_TRUE(v) << v.status().message();
+  ASSERT_EQ(v->size(), 3u);
+  EXPECT_EQ((*v)[0].first, 0);
+  EXPECT_EQ((*v)[0].second.to_vector(), std::vector<int>({0}));
+  EXPECT_EQ((*v)[1].first, 1);
+  EXPECT_EQ((*v)[1].second.to_vector(), std::vector<int>({2, 3}));
+  EXPECT_EQ((*v)[2].first, 2);
+  EXPECT_EQ((*v)[2].second.to_vector(), std::vector<int>({5}));
+  auto empty = parse_vcpus("");
+  ASSERT_TRUE(empty);
+  EXPECT_TRUE(empty->empty());
+}
+
+TEST(SlurmPlan, VcpuListRejectsMalformedEntriesNamingThem) {
+  for (const char* bad : {"0", "x:1", "-1:2", "1:z", ":3"}) {
+    auto v = parse_vcpus(bad);
+    ASSERT_FALSE(v) << bad;
+    EXPECT_NE(v.status().message().find(std::string("'") + bad + "'"), std::string::npos) << v.status().message();
+  }
+}
+
 TEST(SlurmPlan, StepComponentSpellsOutSlurmsSpecialSteps) {
   EXPECT_EQ(step_component(1234, 0), "job1234.0");
   EXPECT_EQ(step_component(7, 0xfffffffbu), "job7.batch");

@@ -68,6 +68,32 @@ USCHED_API int usched_gang_add(const char* gang, pid_t pid, pid_t tid);
  * usched_join_gang themselves. 0 on success. */
 USCHED_API int usched_gang_add_threads(const char* gang, pid_t pid, const char* glob);
 
+/* Schedulers. */
+/* Create scheduler `name` ("PARENT/CHILD") on `pool`, given in the parent's
+ * vcpu numbers ("cpu0 cpu2", "cpu0-3", "cpu*"); lwktpri < 0: the default
+ * (6); locked != 0 pins members to one vcpu each. 0 on success. */
+USCHED_API int usched_sched_create(const char* name, const char* pool, int lwktpri, int locked);
+/* Hand scheduler `name` (and what is below it) to uid/gid; gid
+ * (gid_t)-1 keeps the group. 0 on success. */
+USCHED_API int usched_sched_chown(const char* name, uid_t uid, gid_t gid);
+/* Destroy scheduler `name`. force != 0: its children go with it and its
+ * members move to the parent; force == 0 fails on a scheduler in use. */
+USCHED_API int usched_sched_destroy(const char* name, int force);
+
+/* What usched_sched_get() reports of a scheduler. */
+struct usched_sched_info {
+  uid_t owner_uid;
+  gid_t owner_gid;
+  int lwktpri;      /* its priority level (6 when none was given) */
+  int locked;       /* members pinned to one vcpu each */
+  int nvcpus;       /* number of vcpus */
+  char cpus[1024];  /* its physical CPUs, "0-3,6" */
+  char vcpus[4096]; /* each vcpu as INDEX:CPUS, space separated: "0:0 1:2-3" */
+};
+/* Fill `info` with scheduler `name`. Fails with USCHED_RESOURCE_EXHAUSTED
+ * if a list does not fit its field. 0 on success. */
+USCHED_API int usched_sched_get(const char* name, struct usched_sched_info* info);
+
 /* Use the daemon at socket `path` from now on, for every thread (the path
  * is copied). NULL or "" returns to $USCHED_SOCKET / the default. */
 USCHED_API int usched_set_socket(const char* path);
