@@ -43,6 +43,12 @@ grpc::Status to_grpc(const Status& s) {
   return grpc::Status(c, s.message());
 }
 
+void Service::shutting_down() {
+  stopping_ = true;
+  std::lock_guard<std::mutex> l(peers_mu_);
+  for (grpc::ServerContext* ctx : watches_) ctx->TryCancel();
+}
+
 void Service::remember_peer(int fd, const Caller& c) {
   struct stat st {};
   (void)::fstat(fd, &st);
@@ -234,16 +240,21 @@ grpc::Status Service::Watch(grpc::ServerContext* ctx, const v1::WatchRequest*,
                           "uid " + std::to_string(c.uid) + " has " + std::to_string(n) +
                               " Watch streams open; the limit is --max-watchers-per-uid " + std::to_string(limit));
     }
+    if (stopping_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "uschedd is stopping");
     ++n;
+    watches_.insert(ctx);
+    spdlog::debug("watch: uid {} opened a stream ({} open)", c.uid, n);
   }
   struct Release {
     Service* self;
     uid_t uid;
+    grpc::ServerContext* ctx;
     ~Release() {
       std::lock_guard<std::mutex> l(self->peers_mu_);
+      self->watches_.erase(ctx);
       if (--self->watchers_[uid] <= 0) self->watchers_.erase(uid);
     }
-  } release{this, c.uid};
+  } release{this, c.uid, ctx};
   auto q = std::make_shared<Queue>();
   int id = 0;
   grpc::Status st = on_strand(ctx, [&]() -> Status {

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include <grpcpp/grpcpp.h>
@@ -40,7 +41,10 @@ class Service final : public v1::Usched::Service {
   // Records SO_PEERCRED of a connection about to be handed to gRPC, by
   // fd; past --max-connections-per-uid its RPCs are refused (see there).
   void remember_peer(int fd, const Caller& c);
-  void shutting_down() { stopping_ = true; }
+  // Refuses new RPCs, and ends the Watch streams: one whose reader stopped
+  // reading is blocked in Write until cancelled, and would hold up the
+  // server's Shutdown until its deadline.
+  void shutting_down();
 
   grpc::Status CreateScheduler(grpc::ServerContext* ctx, const v1::CreateSchedulerRequest* req,
                                v1::CreateSchedulerResponse* resp) override;
@@ -103,6 +107,7 @@ class Service final : public v1::Usched::Service {
   std::mutex peers_mu_;
   std::map<int, Peer> peers_;          // (peers_mu_)
   std::map<uid_t, int> watchers_;      // open Watch streams per uid (peers_mu_)
+  std::set<grpc::ServerContext*> watches_;  // the open Watch calls (peers_mu_)
   std::atomic<bool> stopping_{false};
 };
 
