@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Quick start, part two: install what is missing, build, and run every test
-# tier (unit, glue, service, kernel, fuzz, package, bench). The kernel,
+# tier (unit, glue, service, kernel, fuzz, package, bench), then the
+# sanitizer builds (scripts/sanitize.sh: asan, tsan). The kernel,
 # package and bench tiers need root and skip with a reason otherwise; with
 # USCHED_REQUIRE_KERNEL=1 (as CI sets it) a skip is a failure.
 set -euo pipefail
@@ -9,5 +10,12 @@ cd "$(dirname "$0")/.."
 # The bench tier also runs cyclictest and stress-ng (bench/deps.sh); as
 # root they are installed here, like everything else the tests need.
 if [ "$(id -u)" -eq 0 ]; then ./bench/deps.sh; fi
-cd "${BUILD_DIR:-build}"
-ctest --output-on-failure --timeout 300 -j1 "$@"
+status=0
+(cd "${BUILD_DIR:-build}" && ctest --output-on-failure --timeout 300 -j1 "$@") || status=$?
+# The whole suite (no arguments) also runs the unit, glue and service tiers
+# under ASan + UBSan and the service tier under TSan, each in its own build
+# directory (scripts/sanitize.sh; USCHED_SANITIZERS=0 skips them).
+if [ $# -eq 0 ] && [ "${USCHED_SANITIZERS:-1}" != 0 ]; then
+  ./scripts/sanitize.sh || status=$?
+fi
+exit $status
