@@ -46,7 +46,14 @@ grpc::Status to_grpc(const Status& s) {
 void Service::shutting_down() {
   stopping_ = true;
   std::lock_guard<std::mutex> l(peers_mu_);
-  for (grpc::ServerContext* ctx : watches_) ctx->TryCancel();
+  for (auto& [ctx, fd] : watches_) {
+    ctx->TryCancel();
+    // Only while the fd is still that connection (same socket inode).
+    struct stat st {};
+    if (auto it = peers_.find(fd); it != peers_.end() && ::fstat(fd, &st) == 0 && st.st_ino == it->second.ino) {
+      ::shutdown(fd, SHUT_RDWR);
+    }
+  }
 }
 
 void Service::remember_peer(int fd, const Caller& c) {
@@ -242,7 +249,8 @@ grpc::Status Service::Watch(grpc::ServerContext* ctx, const v1::WatchRequest*,
     }
     if (stopping_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "uschedd is stopping");
     ++n;
-    watches_.insert(ctx);
+    const std::string peer = ctx->peer();
+    watches_[ctx] = peer.rfind("fd:", 0) == 0 ? std::atoi(peer.c_str() + 3) : -1;
     spdlog::debug("watch: uid {} opened a stream ({} open)", c.uid, n);
   }
   struct Release {

@@ -11,7 +11,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 
 #include <grpcpp/grpcpp.h>
@@ -42,8 +41,9 @@ class Service final : public v1::Usched::Service {
   // fd; past --max-connections-per-uid its RPCs are refused (see there).
   void remember_peer(int fd, const Caller& c);
   // Refuses new RPCs, and ends the Watch streams: one whose reader stopped
-  // reading is blocked in Write until cancelled, and would hold up the
-  // server's Shutdown until its deadline.
+  // reading is blocked in Write, and its connection, full of what it did
+  // not read, would hold up the server's Shutdown and uschedd's exit. Each
+  // is cancelled and its connection shut down (gRPC then closes it).
   void shutting_down();
 
   grpc::Status CreateScheduler(grpc::ServerContext* ctx, const v1::CreateSchedulerRequest* req,
@@ -107,7 +107,8 @@ class Service final : public v1::Usched::Service {
   std::mutex peers_mu_;
   std::map<int, Peer> peers_;          // (peers_mu_)
   std::map<uid_t, int> watchers_;      // open Watch streams per uid (peers_mu_)
-  std::set<grpc::ServerContext*> watches_;  // the open Watch calls (peers_mu_)
+  // The open Watch calls and the fd of each one's connection (peers_mu_).
+  std::map<grpc::ServerContext*, int> watches_;
   std::atomic<bool> stopping_{false};
 };
 
