@@ -359,7 +359,11 @@ Result<v1::Scheduler> Engine::update(const Caller& c, const v1::SchedulerSpec& s
   auto r = tree_->update(spec.name(), u);
   if (!r) return r.status();
   if (Status s = commit(before); !s) return s;
-  if (Status s = sync_groups(); !s) {
+  Status s = sync_groups();
+  // A member the kernel refuses to move (place) fails the update too: the
+  // scheduler goes back to what it was, and so do the members already moved.
+  if (s) s = reconcile_members();
+  if (!s) {
     EntityUpdate back;
     back.pool = old.pool;
     back.vcpus = old.vcpus;
@@ -367,12 +371,13 @@ Result<v1::Scheduler> Engine::update(const Caller& c, const v1::SchedulerSpec& s
     back.class_override = old.class_override;
     back.locked = old.locked;
     back.exclusive = old.exclusive;
+    back.allow_realtime = old.allow_realtime;
     (void)tree_->update(spec.name(), back);
     (void)sync_groups();
+    (void)reconcile_members();
     save_state();
     return s;
   }
-  reconcile_members();
   e = tree_->find(spec.name());
   publish(v1::Event::SCHEDULER_UPDATED, spec.name(), 0, 0, "cpus " + e->effective().to_string());
   spdlog::info("updated {} (cpus {}, {} vcpus)", spec.name(), e->effective().to_string(),
@@ -391,8 +396,24 @@ Result<v1::DestroySchedulerResponse> Engine::destroy(const Caller& c, const std:
   if (!r) return r.status();
   if (Status s = commit(before); !s) return s;
   for (const Member& m : r->released) release(m);
+  const std::set<std::string> config_before = from_config_;
   for (const std::string& n : r->destroyed) {
-    if (Status s = glue_->remove_group(n); !s) spdlog::warn("removing the group of {}: {}", n, s.message());
+    Status s = glue_->remove_group(n);
+    if (!s && r->released.empty()) {
+      // The kernel keeps the group (EBUSY: a task we do not know of is in
+      // it): the scheduler stays too, so the caller can see and retry.
+      // Groups already removed come back with sync_groups. Members that
+      // were returned to where they came from cannot be taken back, so
+      // with those the destroy goes on and only warns.
+      spdlog::warn("destroy {}: removing the group of {}: {}", name, n, s.message());
+      restore_tree(before);
+      from_config_ = config_before;
+      save_state();
+      if (Status g = sync_groups(); !g) spdlog::warn("after a failed destroy of {}: {}", name, g.message());
+      reconcile_members();
+      return Status(s.code(), "destroy '" + name + "': " + s.message());
+    }
+    if (!s) spdlog::warn("removing the group of {}: {}", n, s.message());
     from_config_.erase(n);
   }
   if (Status s = sync_groups(); !s) spdlog::warn("after destroying {}: {}", name, s.message());
@@ -547,7 +568,21 @@ Result<v1::UnbindResponse> Engine::unbind(const Caller& c, int pid, int tid) {
     (void)tree_->bind(name, m);
     return s;
   }
-  release(m);
+  // A task the kernel refuses to return stays bound, so the caller can
+  // retry: nothing changed. One that is gone (ESRCH), or whose origin
+  // cgroup is (ENOENT), has nothing left to return. A gang member leaves
+  // its freezer before it is returned (release), so it is returned there.
+  bool restored = false;
+  if (auto it = tracked_.find(key); it != tracked_.end() && !(gangs_ && !gangs_->gang_of(name, key).empty())) {
+    Status s = glue_->restore(pid, tid, it->second.origin);
+    if (!s && s.code() != Code::kNotFound) {
+      (void)tree_->bind(name, m);
+      if (Status w = log_member(key); !w) spdlog::error("state: {}", w.message());
+      return Status(s.code(), "unbind " + member_label(key) + ": " + s.message());
+    }
+    restored = true;
+  }
+  release(m, restored);
   publish(v1::Event::MEMBER_UNBOUND, name, pid, tid);
   spdlog::info("unbound {} from {}", member_label(key), name);
   v1::UnbindResponse resp;
@@ -555,12 +590,14 @@ Result<v1::UnbindResponse> Engine::unbind(const Caller& c, int pid, int tid) {
   return resp;
 }
 
-void Engine::release(const Member& m) {
+void Engine::release(const Member& m, bool restored) {
   if (gangs_) gangs_->forget(m.key);  // out of its gang's freezer before it is returned
   auto it = tracked_.find(m.key);
   if (it == tracked_.end()) return;
-  if (Status s = glue_->restore(m.key.pid, m.key.tid, it->second.origin); !s) {
-    spdlog::warn("returning {}: {}", member_label(m.key), s.message());
+  if (!restored) {
+    if (Status s = glue_->restore(m.key.pid, m.key.tid, it->second.origin); !s) {
+      spdlog::warn("returning {}: {}", member_label(m.key), s.message());
+    }
   }
   // A cgroup move still on its way would put it back into the group (and
   // the group's CPUs): return it once more when that move is done.
@@ -599,7 +636,8 @@ Status Engine::place_member(const Member& m, const Entity& e, Tracked& t) {
   return Status::ok();
 }
 
-void Engine::reconcile_members() {
+Status Engine::reconcile_members() {
+  Status first = Status::ok();
   for (auto& [key, t] : tracked_) {
     const Entity* e = tree_->entity_of(key);
     if (!e) continue;
@@ -607,10 +645,16 @@ void Engine::reconcile_members() {
     const SchedClass before = t.placed_class;
     if (Status s = place_member(m, *e, t); !s) {
       spdlog::warn("placing {} in {}: {}", member_label(key), e->name(), s.message());
+      // A task that exited meanwhile is not a failure: its exit watch
+      // takes it out of the tree.
+      if (first && s.code() != Code::kNotFound) {
+        first = Status(s.code(), "placing " + member_label(key) + " in " + e->name() + ": " + s.message());
+      }
       continue;
     }
     if (t.joined != e->name() || before != t.placed_class) join_later(m, *e);
   }
+  return first;
 }
 
 void Engine::join_later(const Member& m, const Entity& e) {

@@ -150,14 +150,18 @@ class Engine {
   // Rebuilds the tree from a snapshot (no kernel access).
   void restore_tree(const v1::StateFile& before);
   Status sync_groups();
-  // Places every member whose CPUs or class no longer match the tree.
-  void reconcile_members();
+  // Places every member whose CPUs or class no longer match the tree; the
+  // first refusal (other than a task that is gone) is returned, after all
+  // the others were tried.
+  Status reconcile_members();
   Status place_member(const Member& m, const Entity& e, Tracked& t);
   void join_later(const Member& m, const Entity& e);
   void watch_exit(MemberKey key, Tracked& t);
   void member_exited(MemberKey key, uint64_t generation);
   void sweep();
-  void release(const Member& m);
+  // Takes a member out of its gang and returns it to where it came from
+  // (unless the caller did that already: restored).
+  void release(const Member& m, bool restored = false);
   Result<glue::TaskInfo> check_task(int pid, int tid) const;
   v1::Scheduler to_proto(const Entity& e) const;
   void publish(v1::Event::Kind kind, const std::string& scheduler, int pid = 0, int tid = 0,

@@ -37,8 +37,14 @@ Status Engine::destroy_gang(const Caller& c, const std::string& sched, const std
     (void)gangs_->stage_destroy(sched, gang, false);
     return s;
   }
-  // Members stay bound to the scheduler; only the gang goes.
-  return gangs_->destroy(sched, gang);
+  // Members stay bound to the scheduler; only the gang goes. When the
+  // kernel keeps its group, the gang stays, on disk too.
+  if (Status s = gangs_->destroy(sched, gang); !s) {
+    (void)gangs_->stage_destroy(sched, gang, false);
+    save_state();
+    return s;
+  }
+  return Status::ok();
 }
 
 Result<v1::Gang> Engine::add_gang_member(const Caller& c, const v1::AddGangMemberRequest& r) {
@@ -136,7 +142,11 @@ Status Engine::remove_gang_member(const Caller& c, const v1::RemoveGangMemberReq
     (void)gangs_->stage_remove(r.scheduler(), r.name(), key, false);
     return s;
   }
-  if (Status s = gangs_->remove_member(r.scheduler(), r.name(), key); !s) return s;
+  if (Status s = gangs_->remove_member(r.scheduler(), r.name(), key, true); !s) {
+    (void)gangs_->stage_remove(r.scheduler(), r.name(), key, false);
+    save_state();
+    return s;
+  }
   // It stays bound: back on the scheduler's CPUs as any other member.
   if (auto it = tracked_.find(key); it != tracked_.end()) {
     it->second.placed_cpus.clear();

@@ -102,8 +102,17 @@ Status Gangs::destroy(const std::string& entity, const std::string& gang) {
   Sched* s = find(entity);
   if (!s || !s->gangs.count(gang)) return not_found("no gang " + label(entity, gang));
   // remove_gang thaws before it moves the tasks out: nothing stays frozen.
+  // When the kernel keeps the group (EBUSY: a task we do not know of is in
+  // it), the gang stays, its members back in its freezer group (some may
+  // have left it already), and the caller hears why.
   if (Status st = glue_.remove_gang(entity, gang); !st) {
     spdlog::warn("removing the freezer group of gang {}: {}", label(entity, gang), st.message());
+    for (const auto& [key, m] : s->gangs.at(gang).members) {
+      if (Status j = glue_.join_gang(entity, gang, key.pid, key.tid); !j) {
+        spdlog::warn("gang {}: pid {} back into its freezer: {}", label(entity, gang), key.pid, j.message());
+      }
+    }
+    return Status(st.code(), "destroy gang " + label(entity, gang) + ": " + st.message());
   }
   retire(entity, *s, gang);
   s->gangs.erase(gang);
@@ -199,18 +208,26 @@ Result<v1::Gang> Gangs::add_member(const std::string& entity, const std::string&
   return to_proto(entity, *s, gang, g);
 }
 
-Status Gangs::remove_member(const std::string& entity, const std::string& gang, MemberKey key) {
+Status Gangs::remove_member(const std::string& entity, const std::string& gang, MemberKey key, bool strict) {
   Sched* s = find(entity);
   if (!s || !s->gangs.count(gang)) return not_found("no gang " + label(entity, gang));
   Gang& g = s->gangs.at(gang);
-  if (!g.members.erase(key)) {
+  if (!g.members.count(key)) {
     return not_found("pid " + std::to_string(key.pid) + (key.tid ? " tid " + std::to_string(key.tid) : "") +
                      " is not in gang " + label(entity, gang));
   }
   // Out of the freezer group first: a member that left never stays frozen.
+  // Asked for (strict), a member the kernel keeps in the group stays in the
+  // gang, which goes on thawing it in turn; leaving because it was unbound
+  // or exited, it goes all the same.
   if (Status st = glue_.leave_gang(entity, gang, key.pid, key.tid); !st) {
     spdlog::warn("gang {}: taking pid {} out of the freezer: {}", label(entity, gang), key.pid, st.message());
+    if (strict) {
+      return Status(st.code(), "remove pid " + std::to_string(key.pid) + " from gang " + label(entity, gang) +
+                                   ": " + st.message());
+    }
   }
+  g.members.erase(key);
   if (g.members.empty()) {
     if (g.frozen) (void)set_frozen(entity, gang, g, false);
     (void)s->matrix.set_active(gang, false);

@@ -50,7 +50,9 @@ class Gangs {
   // join the freezer group, one by one, now and as they appear.
   Result<v1::Gang> add_member(const std::string& entity, const std::string& gang, MemberKey key,
                               uint64_t start_time, const std::string& threads = "");
-  Status remove_member(const std::string& entity, const std::string& gang, MemberKey key);
+  // strict: fails, keeping the member, when the kernel keeps it in the
+  // gang's freezer group (otherwise it is taken out all the same).
+  Status remove_member(const std::string& entity, const std::string& gang, MemberKey key, bool strict = false);
   v1::ListGangsResponse list(const std::string& entity) const;
   bool has(const std::string& entity, const std::string& gang) const;
   // Takes the member out of whatever gang holds it (unbind, exit).

@@ -1,9 +1,11 @@
 //! uschedd: owns the tree of schedulers and serves the usched API on a unix
 //! socket. One io_context thread is the strand every state change runs on;
 //! gRPC's threads post to it and wait.
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
@@ -75,6 +77,15 @@ int main(int argc, char** argv) {
                  "Largest request the daemon reads; larger ones fail with RESOURCE_EXHAUSTED")
       ->capture_default_str()
       ->check(CLI::Range(1024, 64 * 1024 * 1024));
+  usched::daemon::ServiceLimits limits;
+  app.add_option("--max-connections-per-uid", limits.max_connections_per_uid,
+                 "Connections one non-root user may hold open (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--max-watchers-per-uid", limits.max_watchers_per_uid,
+                 "Watch streams one non-root user may hold open (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_flag("--no-defaults", no_defaults, "Do not create IDLE, NORM and REAL on a first start");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
   app.add_flag("--version", version, "Print the version and exit");
@@ -108,6 +119,13 @@ int main(int argc, char** argv) {
   }
 
   ::umask(022);
+  // Every client connection is an fd: take the hard limit, not the soft
+  // 1024 a shell hands down (the per-uid connection limit keeps one user
+  // from taking them all).
+  if (rlimit rl{}; ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = std::min<rlim_t>(rl.rlim_max, 65536);
+    if (rl.rlim_cur > 0) (void)::setrlimit(RLIMIT_NOFILE, &rl);
+  }
   asio::io_context io;
   eo.state_dir = state_dir;
   eo.defaults = !no_defaults;
@@ -131,7 +149,7 @@ int main(int argc, char** argv) {
     }
   }
 
-  usched::daemon::Service service(io, engine);
+  usched::daemon::Service service(io, engine, limits);
   usched::daemon::Acceptor acceptor(io, service);
   if (usched::Status s = acceptor.listen(socket); !s) {
     spdlog::error("cannot serve: {}", s.message());

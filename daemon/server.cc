@@ -6,6 +6,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -13,6 +14,7 @@
 #include <deque>
 #include <filesystem>
 #include <future>
+#include <vector>
 
 #include <grpcpp/server_posix.h>
 #include <spdlog/spdlog.h>
@@ -41,9 +43,60 @@ grpc::Status to_grpc(const Status& s) {
   return grpc::Status(c, s.message());
 }
 
-void Service::remember_peer(int fd, const Caller& c) {
+void Service::shutting_down() {
+  stopping_ = true;
   std::lock_guard<std::mutex> l(peers_mu_);
-  peers_[fd] = c;
+  for (auto& [ctx, fd] : watches_) {
+    ctx->TryCancel();
+    // Only while the fd is still that connection (same socket inode).
+    struct stat st {};
+    if (auto it = peers_.find(fd); it != peers_.end() && ::fstat(fd, &st) == 0 && st.st_ino == it->second.ino) {
+      ::shutdown(fd, SHUT_RDWR);
+    }
+  }
+}
+
+void Service::remember_peer(int fd, const Caller& c) {
+  struct stat st {};
+  (void)::fstat(fd, &st);
+  std::lock_guard<std::mutex> l(peers_mu_);
+  // gRPC closes a connection's fd without telling us: a peer whose fd is
+  // closed, or is another socket now (socket inodes are unique while they
+  // live), is gone.
+  int served = 0;
+  std::vector<std::map<int, Peer>::iterator> refused;  // this uid's, oldest first
+  for (auto it = peers_.begin(); it != peers_.end();) {
+    struct stat now {};
+    if (it->first == fd || ::fstat(it->first, &now) != 0 || now.st_ino != it->second.ino) {
+      it = peers_.erase(it);
+      continue;
+    }
+    if (it->second.caller.uid == c.uid) {
+      if (it->second.refused.empty()) {
+        ++served;
+      } else {
+        refused.push_back(it);
+      }
+    }
+    ++it;
+  }
+  Peer p{c, st.st_ino, next_seq_++, ""};
+  const int limit = limits_.max_connections_per_uid;
+  if (c.uid != 0 && limit > 0 && served >= limit) {
+    // Past the limit a connection is still served, but each of its RPCs
+    // fails with the reason. Only the newest few such connections are kept:
+    // the oldest is shut down (gRPC then closes it; its fd is gRPC's to
+    // close), so that a client that does not stop costs a bounded number
+    // of fds, and its newest connection still hears why.
+    p.refused = "uid " + std::to_string(c.uid) + " has " + std::to_string(served) +
+                " connections to uschedd open; the limit is --max-connections-per-uid " + std::to_string(limit);
+    std::sort(refused.begin(), refused.end(), [](auto a, auto b) { return a->second.seq < b->second.seq; });
+    for (size_t i = 0; i + kRefusedConnections <= refused.size(); ++i) {
+      ::shutdown(refused[i]->first, SHUT_RDWR);
+      peers_.erase(refused[i]);
+    }
+  }
+  peers_[fd] = std::move(p);
 }
 
 Caller Service::caller(grpc::ServerContext* ctx) {
@@ -54,14 +107,26 @@ Caller Service::caller(grpc::ServerContext* ctx) {
   if (peer.rfind("fd:", 0) == 0) {
     const int fd = std::atoi(peer.c_str() + 3);
     std::lock_guard<std::mutex> l(peers_mu_);
-    if (auto it = peers_.find(fd); it != peers_.end()) c = it->second;
+    if (auto it = peers_.find(fd); it != peers_.end()) c = it->second.caller;
   }
   return c;
 }
 
+std::string Service::refused(grpc::ServerContext* ctx) {
+  const std::string peer = ctx->peer();
+  if (peer.rfind("fd:", 0) != 0) return "";
+  const int fd = std::atoi(peer.c_str() + 3);
+  std::lock_guard<std::mutex> l(peers_mu_);
+  auto it = peers_.find(fd);
+  return it == peers_.end() ? "" : it->second.refused;
+}
+
 template <class Fn>
-grpc::Status Service::on_strand(Fn&& fn) {
+grpc::Status Service::on_strand(grpc::ServerContext* ctx, Fn&& fn) {
   if (stopping_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "uschedd is stopping");
+  if (std::string why = refused(ctx); !why.empty()) {
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, why);
+  }
   auto done = std::make_shared<std::promise<Status>>();
   auto fut = done->get_future();
   asio::post(io_, [done, fn = std::forward<Fn>(fn)]() mutable { done->set_value(fn()); });
@@ -78,7 +143,7 @@ grpc::Status Service::CreateScheduler(grpc::ServerContext* ctx,
                                       const v1::CreateSchedulerRequest* req,
                                       v1::CreateSchedulerResponse* resp) {
   const Caller c = caller(ctx);
-  return on_strand([&, c]() -> Status {
+  return on_strand(ctx, [&, c]() -> Status {
     auto r = engine_.create(c, req->spec());
     if (!r) return r.status();
     *resp->mutable_scheduler() = std::move(*r);
@@ -90,7 +155,7 @@ grpc::Status Service::UpdateScheduler(grpc::ServerContext* ctx,
                                       const v1::UpdateSchedulerRequest* req,
                                       v1::UpdateSchedulerResponse* resp) {
   const Caller c = caller(ctx);
-  return on_strand([&, c]() -> Status {
+  return on_strand(ctx, [&, c]() -> Status {
     std::vector<std::string> mask(req->update_mask().begin(), req->update_mask().end());
     auto r = engine_.update(c, req->spec(), mask);
     if (!r) return r.status();
@@ -103,7 +168,7 @@ grpc::Status Service::DestroyScheduler(grpc::ServerContext* ctx,
                                        const v1::DestroySchedulerRequest* req,
                                        v1::DestroySchedulerResponse* resp) {
   const Caller c = caller(ctx);
-  return on_strand([&, c]() -> Status {
+  return on_strand(ctx, [&, c]() -> Status {
     auto r = engine_.destroy(c, req->name(), req->force());
     if (!r) return r.status();
     *resp = std::move(*r);
@@ -111,9 +176,9 @@ grpc::Status Service::DestroyScheduler(grpc::ServerContext* ctx,
   });
 }
 
-grpc::Status Service::GetScheduler(grpc::ServerContext*, const v1::GetSchedulerRequest* req,
+grpc::Status Service::GetScheduler(grpc::ServerContext* ctx, const v1::GetSchedulerRequest* req,
                                    v1::GetSchedulerResponse* resp) {
-  return on_strand([&]() -> Status {
+  return on_strand(ctx, [&]() -> Status {
     auto r = engine_.get(req->name());
     if (!r) return r.status();
     *resp->mutable_scheduler() = std::move(*r);
@@ -121,9 +186,9 @@ grpc::Status Service::GetScheduler(grpc::ServerContext*, const v1::GetSchedulerR
   });
 }
 
-grpc::Status Service::ListSchedulers(grpc::ServerContext*, const v1::ListSchedulersRequest*,
+grpc::Status Service::ListSchedulers(grpc::ServerContext* ctx, const v1::ListSchedulersRequest*,
                                      v1::ListSchedulersResponse* resp) {
-  return on_strand([&]() -> Status {
+  return on_strand(ctx, [&]() -> Status {
     *resp = engine_.list();
     return Status::ok();
   });
@@ -132,7 +197,7 @@ grpc::Status Service::ListSchedulers(grpc::ServerContext*, const v1::ListSchedul
 grpc::Status Service::Bind(grpc::ServerContext* ctx, const v1::BindRequest* req,
                            v1::BindResponse* resp) {
   const Caller c = caller(ctx);
-  return on_strand([&, c]() -> Status {
+  return on_strand(ctx, [&, c]() -> Status {
     auto r = engine_.bind(c, *req);
     if (!r) return r.status();
     *resp = std::move(*r);
@@ -143,7 +208,7 @@ grpc::Status Service::Bind(grpc::ServerContext* ctx, const v1::BindRequest* req,
 grpc::Status Service::Unbind(grpc::ServerContext* ctx, const v1::UnbindRequest* req,
                              v1::UnbindResponse* resp) {
   const Caller c = caller(ctx);
-  return on_strand([&, c]() -> Status {
+  return on_strand(ctx, [&, c]() -> Status {
     auto r = engine_.unbind(c, req->pid(), req->tid());
     if (!r) return r.status();
     *resp = std::move(*r);
@@ -154,7 +219,7 @@ grpc::Status Service::Unbind(grpc::ServerContext* ctx, const v1::UnbindRequest* 
 grpc::Status Service::Chown(grpc::ServerContext* ctx, const v1::ChownRequest* req,
                             v1::ChownResponse* resp) {
   const Caller c = caller(ctx);
-  return on_strand([&, c]() -> Status {
+  return on_strand(ctx, [&, c]() -> Status {
     auto r = engine_.chown(c, req->name(), req->uid(),
                            req->has_gid() ? std::optional<uint32_t>(req->gid()) : std::nullopt);
     if (!r) return r.status();
@@ -170,12 +235,40 @@ grpc::Status Service::Watch(grpc::ServerContext* ctx, const v1::WatchRequest*,
     std::condition_variable cv;
     std::deque<v1::Event> events;
   };
+  // One user cannot hold more than --max-watchers-per-uid streams (each
+  // holds a thread of gRPC's and up to kMaxQueued events).
+  const Caller c = caller(ctx);
+  {
+    std::lock_guard<std::mutex> l(peers_mu_);
+    const int limit = limits_.max_watchers_per_uid;
+    int& n = watchers_[c.uid];
+    if (c.uid != 0 && limit > 0 && n >= limit) {
+      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          "uid " + std::to_string(c.uid) + " has " + std::to_string(n) +
+                              " Watch streams open; the limit is --max-watchers-per-uid " + std::to_string(limit));
+    }
+    if (stopping_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "uschedd is stopping");
+    ++n;
+    const std::string peer = ctx->peer();
+    watches_[ctx] = peer.rfind("fd:", 0) == 0 ? std::atoi(peer.c_str() + 3) : -1;
+    spdlog::debug("watch: uid {} opened a stream ({} open)", c.uid, n);
+  }
+  struct Release {
+    Service* self;
+    uid_t uid;
+    grpc::ServerContext* ctx;
+    ~Release() {
+      std::lock_guard<std::mutex> l(self->peers_mu_);
+      self->watches_.erase(ctx);
+      if (--self->watchers_[uid] <= 0) self->watchers_.erase(uid);
+    }
+  } release{this, c.uid, ctx};
   auto q = std::make_shared<Queue>();
   int id = 0;
-  grpc::Status st = on_strand([&]() -> Status {
+  grpc::Status st = on_strand(ctx, [&]() -> Status {
     id = engine_.subscribe([q](const v1::Event& ev) {
       std::lock_guard<std::mutex> l(q->mu);
-      if (q->events.size() < 10000) q->events.push_back(ev);  // a stalled reader loses events
+      if (q->events.size() < kMaxQueued) q->events.push_back(ev);  // a stalled reader loses events
       q->cv.notify_one();
     });
     return Status::ok();
@@ -205,7 +298,7 @@ done:
 grpc::Status Service::CreateGang(grpc::ServerContext* ctx, const v1::CreateGangRequest* req,
                                  v1::CreateGangResponse* resp) {
   const Caller c = caller(ctx);
-  return on_strand([&, c]() -> Status {
+  return on_strand(ctx, [&, c]() -> Status {
     auto r = engine_.create_gang(c, req->spec());
     if (!r) return r.status();
     *resp->mutable_gang() = std::move(*r);
@@ -216,13 +309,13 @@ grpc::Status Service::CreateGang(grpc::ServerContext* ctx, const v1::CreateGangR
 grpc::Status Service::DestroyGang(grpc::ServerContext* ctx, const v1::DestroyGangRequest* req,
                                   v1::DestroyGangResponse*) {
   const Caller c = caller(ctx);
-  return on_strand([&, c]() -> Status { return engine_.destroy_gang(c, req->scheduler(), req->name()); });
+  return on_strand(ctx, [&, c]() -> Status { return engine_.destroy_gang(c, req->scheduler(), req->name()); });
 }
 
 grpc::Status Service::AddGangMember(grpc::ServerContext* ctx, const v1::AddGangMemberRequest* req,
                                     v1::AddGangMemberResponse* resp) {
   const Caller c = caller(ctx);
-  return on_strand([&, c]() -> Status {
+  return on_strand(ctx, [&, c]() -> Status {
     auto r = engine_.add_gang_member(c, *req);
     if (!r) return r.status();
     *resp->mutable_gang() = std::move(*r);
@@ -233,12 +326,12 @@ grpc::Status Service::AddGangMember(grpc::ServerContext* ctx, const v1::AddGangM
 grpc::Status Service::RemoveGangMember(grpc::ServerContext* ctx, const v1::RemoveGangMemberRequest* req,
                                        v1::RemoveGangMemberResponse*) {
   const Caller c = caller(ctx);
-  return on_strand([&, c]() -> Status { return engine_.remove_gang_member(c, *req); });
+  return on_strand(ctx, [&, c]() -> Status { return engine_.remove_gang_member(c, *req); });
 }
 
-grpc::Status Service::ListGangs(grpc::ServerContext*, const v1::ListGangsRequest* req,
+grpc::Status Service::ListGangs(grpc::ServerContext* ctx, const v1::ListGangsRequest* req,
                                 v1::ListGangsResponse* resp) {
-  return on_strand([&]() -> Status {
+  return on_strand(ctx, [&]() -> Status {
     *resp = engine_.list_gangs(req->scheduler());
     return Status::ok();
   });
@@ -301,7 +394,20 @@ void Acceptor::wait() {
                        for (;;) {
                          int fd = ::accept4(listen_.native_handle(), nullptr, nullptr,
                                             SOCK_CLOEXEC | SOCK_NONBLOCK);
-                         if (fd < 0) break;
+                         if (fd < 0) {
+                           if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                             // Out of fds: the connection stays queued and
+                             // the socket readable; waiting on it again
+                             // would spin. Try again shortly.
+                             spdlog::warn("accept: {} (connections wait)", std::strerror(errno));
+                             retry_.expires_after(std::chrono::milliseconds(100));
+                             retry_.async_wait([this](const boost::system::error_code& e) {
+                               if (!e) wait();
+                             });
+                             return;
+                           }
+                           break;
+                         }
                          ucred cred{};
                          socklen_t len = sizeof(cred);
                          if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
@@ -317,6 +423,7 @@ void Acceptor::wait() {
 }
 
 void Acceptor::close() {
+  retry_.cancel();
   if (listen_.is_open()) {
     boost::system::error_code ec;
     listen_.close(ec);
@@ -327,7 +434,7 @@ void Acceptor::close() {
 grpc::Status Service::Apply(grpc::ServerContext* ctx, const v1::ApplyRequest* req,
                             v1::ApplyResponse* resp) {
   const Caller c = caller(ctx);
-  return on_strand([&, c]() -> Status {
+  return on_strand(ctx, [&, c]() -> Status {
     auto r = engine_.apply(c, *req);
     if (!r) return r.status();
     *resp = std::move(*r);
@@ -335,9 +442,9 @@ grpc::Status Service::Apply(grpc::ServerContext* ctx, const v1::ApplyRequest* re
   });
 }
 
-grpc::Status Service::GetStats(grpc::ServerContext*, const v1::GetStatsRequest*,
+grpc::Status Service::GetStats(grpc::ServerContext* ctx, const v1::GetStatsRequest*,
                                v1::GetStatsResponse* resp) {
-  return on_strand([&]() -> Status {
+  return on_strand(ctx, [&]() -> Status {
     *resp = engine_.stats();
     return Status::ok();
   });

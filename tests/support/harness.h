@@ -141,13 +141,26 @@ inline bool eventually(const std::function<bool()>& cond, std::chrono::milliseco
   return cond();
 }
 
+struct ChildOptions {
+  int as_uid = -1;     // setuid (and setgid) to this uid in the child
+  int stdout_fd = -1;  // the child's stdout
+  // Instead of exec'ing argv: run this (as as_uid), then wait to be killed.
+  std::function<void()> fn;
+};
+
 // A child process the test owns ("sleep 300" by default), killed by pid and
 // reaped when the object goes.
 class Child {
  public:
-  explicit Child(std::vector<std::string> argv = {"sleep", "300"}) {
+  explicit Child(std::vector<std::string> argv = {"sleep", "300"}, ChildOptions o = {}) {
     pid_ = ::fork();
     if (pid_ == 0) {
+      if (o.stdout_fd >= 0) ::dup2(o.stdout_fd, 1);
+      if (o.as_uid >= 0 && (::setgid(o.as_uid) != 0 || ::setuid(o.as_uid) != 0)) ::_exit(126);
+      if (o.fn) {
+        o.fn();
+        for (;;) ::pause();
+      }
       std::vector<char*> args;
       for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
       args.push_back(nullptr);
@@ -159,6 +172,7 @@ class Child {
   Child(const Child&) = delete;
   Child& operator=(const Child&) = delete;
   pid_t pid() const { return pid_; }
+  bool running() const { return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0; }
   void kill() {
     if (pid_ > 0) {
       ::kill(pid_, SIGKILL);
