@@ -2,10 +2,10 @@
 // scripts/vm-test.sh, never on the host): the tree's vcpu arithmetic
 // realised on real CPUs under cgroup v2, checked from outside through the
 // kernel's view (Cpus_allowed_list of each member, cpuset.cpus and
-// cpuset.cpus.effective of each cgroup). Test names say which guest they
-// need: "Four" needs 4 CPUs, "Eight" needs 8, "Any" adapts to the CPUs
-// there are. A guest with too few CPUs fails them (they are never skipped:
-// the tier exists to run them).
+// cpuset.cpus.effective of each cgroup). The suite says which guest a test
+// needs: OnFourCpus and OnEightCpus need that many CPUs, OnAnyCpus (at
+// least 4) adapts to the CPUs there are. A guest with too few CPUs fails
+// them (they are never skipped: the tier exists to run them).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -92,16 +92,27 @@ class Arith : public ::testing::Test {
 
 using V = std::vector<std::string>;
 
-TEST_F(Arith, EightFourVcpusOnAPoolOfEightEachGetTwoAdjacentCpus) {
-  need(8);
+class OnFourCpus : public Arith {
+ protected:
+  void SetUp() override { need(4); }
+};
+class OnEightCpus : public Arith {
+ protected:
+  void SetUp() override { need(8); }
+};
+class OnAnyCpus : public Arith {
+ protected:
+  void SetUp() override { need(4); }
+};
+
+TEST_F(OnEightCpus, FourVcpusOnAPoolOfEightEachGetTwoAdjacentCpus) {
   create("v4 on cpu0-7 vcpus 4 locked");
   EXPECT_EQ(api_vcpus("v4"), (V{"0-1", "2-3", "4-5", "6-7"}));
   EXPECT_EQ(cgroup_cpus("v4"), "0-7");
   EXPECT_EQ(bind_sleepers("v4", 4), (V{"0-1", "2-3", "4-5", "6-7"}));
 }
 
-TEST_F(Arith, EightThreeLevelsDeepFourOnEightThenEightOnFour) {
-  need(8);
+TEST_F(OnEightCpus, ThreeLevelsDeepFourOnEightThenEightOnFour) {
   // v4: 4 vcpus on 8 CPUs: {0,1} {2,3} {4,5} {6,7}.
   create("v4 on cpu* vcpus 4");
   // mid: 8 vcpus on v4's 4: vcpu i is v4's vcpu i mod 4.
@@ -124,16 +135,14 @@ TEST_F(Arith, EightThreeLevelsDeepFourOnEightThenEightOnFour) {
   EXPECT_EQ(now, (V{"1", "2", "1"}));
 }
 
-TEST_F(Arith, FourEightVcpusOnAPoolOfFourWrapAround) {
-  need(4);
+TEST_F(OnFourCpus, EightVcpusOnAPoolOfFourWrapAround) {
   create("e8 on cpu0-3 vcpus 8 locked");
   EXPECT_EQ(api_vcpus("e8"), (V{"0", "1", "2", "3", "0", "1", "2", "3"}));
   EXPECT_EQ(cgroup_cpus("e8"), "0-3");
   EXPECT_EQ(bind_sleepers("e8", 8), (V{"0", "1", "2", "3", "0", "1", "2", "3"}));
 }
 
-TEST_F(Arith, FourThreeLevelsDeepEightOnFourThenFourOnTwo) {
-  need(4);
+TEST_F(OnFourCpus, ThreeLevelsDeepEightOnFourThenFourOnTwo) {
   create("e8 on cpu* vcpus 8");
   // e8's vcpus 2..5 are CPUs 2, 3, 0, 1.
   create("e8/x on cpu2-5");
@@ -145,8 +154,7 @@ TEST_F(Arith, FourThreeLevelsDeepEightOnFourThenFourOnTwo) {
   EXPECT_EQ(bind_sleepers("e8/x/y", 4), (V{"3", "0", "3", "0"}));
 }
 
-TEST_F(Arith, AnyLockedSchedulerSpreadsOneChildPerCpu) {
-  need(4);
+TEST_F(OnAnyCpus, LockedSchedulerSpreadsOneChildPerCpu) {
   const int n = online_cpu_count();
   create("L on cpu* locked");
   auto got = bind_sleepers("L", n);
@@ -157,8 +165,7 @@ TEST_F(Arith, AnyLockedSchedulerSpreadsOneChildPerCpu) {
   EXPECT_EQ(bind_sleepers("L", 1), V{"0"});
 }
 
-TEST_F(Arith, AnyExclusiveSubsetIsTakenFromEveryOtherScheduler) {
-  need(4);
+TEST_F(OnAnyCpus, ExclusiveSubsetIsTakenFromEveryOtherScheduler) {
   const int n = online_cpu_count();
   const std::string last2 = std::to_string(n - 2) + "-" + std::to_string(n - 1);
   const std::string rest = "0-" + std::to_string(n - 3);
