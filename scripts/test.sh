@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Quick start, part two: install what is missing, build, and run every test
-# tier (unit, glue, service, kernel, fuzz, package, bench). The kernel,
+# tier (unit, glue, service, kernel, fuzz, package, bench, vm). The kernel,
 # package and bench tiers need root and skip with a reason otherwise; with
 # USCHED_REQUIRE_KERNEL=1 (as CI sets it) a skip is a failure.
 set -euo pipefail
