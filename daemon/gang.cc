@@ -373,6 +373,7 @@ void Gangs::rotate(const std::string& entity, Sched& s) {
     if (!run.count(name) && s.matrix.slot(name).row >= 0)
       if (!set_frozen(entity, name, g, true) && stuck.empty()) stuck = name;
   if (!stuck.empty()) {
+    s.policy->enqueue(r);  // row r did not get its turn: it stays queued
     hold(entity, s, stuck);
     return;
   }
