@@ -408,19 +408,50 @@ void Gangs::rotate(const std::string& entity, Sched& s) {
   const auto& run = s.matrix.runs_in(r);
   // Freeze the outgoing gangs before thawing the incoming ones, so that
   // threads of different gangs never share a quantum.
+  std::string stuck;
   for (auto& [name, g] : s.gangs)
-    if (!run.count(name) && s.matrix.slot(name).row >= 0) (void)set_frozen(entity, name, g, true);
-  int quantum = 0;
+    if (!run.count(name) && s.matrix.slot(name).row >= 0)
+      if (!set_frozen(entity, name, g, true) && stuck.empty()) stuck = name;
+  if (!stuck.empty()) {
+    s.policy->enqueue(r);  // row r did not get its turn: it stays queued
+    hold(entity, s, stuck);
+    return;
+  }
   for (const std::string& n : run) {
     Gang& g = s.gangs.at(n);
     (void)set_frozen(entity, n, g, false);
     g.stats.slots_run++;
   }
-  for (const std::string& n : s.matrix.row(r)) quantum = std::max(quantum, s.gangs.at(n).quantum_ms);
   s.current = r;
   s.quantum_start = Clock::now();  // the quantum counts once the switch is confirmed
   s.rotations++;
-  arm(entity, s, quantum > 0 ? quantum : kDefaultQuantumMs);
+  arm(entity, s, row_quantum(s, r));
+}
+
+int Gangs::row_quantum(const Sched& s, int r) const {
+  int quantum = 0;
+  for (const std::string& n : s.matrix.row(r)) quantum = std::max(quantum, s.gangs.at(n).quantum_ms);
+  return quantum > 0 ? quantum : kDefaultQuantumMs;
+}
+
+// A freeze the kernel did not confirm in time leaves that gang running (the
+// glue thaws it rather than leave it half frozen; a v2 freeze waits for
+// every task to reach the kernel, which a slow or overloaded CPU delays).
+// Thawing the incoming gangs beside it would run two gangs at once, so the
+// switch is given up for this quantum: the gang that did not stop keeps the
+// CPUs with the gangs of its own row, every other gang stays (or is) frozen,
+// and the next quantum tries again.
+void Gangs::hold(const std::string& entity, Sched& s, const std::string& stuck) {
+  const int row = s.matrix.slot(stuck).row;
+  const std::set<std::string> keep = s.matrix.runs_in(row);
+  for (auto& [name, g] : s.gangs)
+    if (!keep.count(name) && s.matrix.slot(name).row >= 0) (void)set_frozen(entity, name, g, true);
+  for (const std::string& n : keep) (void)set_frozen(entity, n, s.gangs.at(n), false);
+  spdlog::debug("co-scheduler {}: gang {} did not freeze; it keeps running with its row, the others wait a quantum",
+               entity, label(entity, stuck));
+  s.current = row;
+  s.quantum_start = Clock::now();
+  arm(entity, s, row_quantum(s, row));
 }
 
 void Gangs::arm(const std::string& entity, Sched& s, int quantum_ms) {
@@ -445,6 +476,14 @@ void Gangs::place_thread(const std::string& entity, const Sched& s, const std::s
   if (cpus.empty()) cpus = e->runnable();
   glue::TaskSettings ts{cpus, e->class_params()};
   if (Status st = glue_.place(key.pid, tid, ts); !st) {
+    // A listed thread that is gone by now is expected, not a fault: exec
+    // ends every thread but the caller's (`usched run --gang` execs after
+    // its own gRPC threads were listed), and threads end all the time. The
+    // next refresh drops it from the member's threads.
+    if (st.code() == Code::kNotFound) {
+      spdlog::debug("gang {}: tid {} ended before it was placed on vcpu {}", label(entity, name), tid, t.vcpu);
+      return;
+    }
     spdlog::warn("gang {}: placing tid {} on vcpu {}: {}", label(entity, name), tid, t.vcpu, st.message());
   }
 }

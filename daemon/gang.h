@@ -161,6 +161,11 @@ class Gangs {
   // when there is one row or none).
   void repack(const std::string& entity, Sched& s);
   void rotate(const std::string& entity, Sched& s);
+  // The switch to another row is given up because gang `stuck` would not
+  // freeze: its row runs on, every other gang is frozen.
+  void hold(const std::string& entity, Sched& s, const std::string& stuck);
+  // The longest quantum of the gangs whose home is row r.
+  int row_quantum(const Sched& s, int r) const;
   void arm(const std::string& entity, Sched& s, int quantum_ms);
   Status set_frozen(const std::string& entity, const std::string& name, Gang& g, bool frozen);
   // Thread discovery, placement and schedstat sampling of one gang.

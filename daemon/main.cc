@@ -60,6 +60,10 @@ int main(int argc, char** argv) {
   app.add_option("--fake-log", go.fake_log, "Fake glue: log every operation to this file");
   app.add_option("--fake-fail", go.fake_fail, "Fake glue: OP[:SUBSTR]=ERRNO,... makes operations fail");
   app.add_option("--fake-cpus", go.fake_cpus, "Fake glue: the CPUs to pretend the machine has")->capture_default_str();
+  app.add_option("--freeze-timeout-ms", go.freeze_timeout_ms,
+                 "How long a gang freeze may take to be confirmed (0: the RR time slice plus a tick, >= 40 ms)")
+      ->check(CLI::Range(0, 60'000))
+      ->capture_default_str();
   app.add_flag("--cleanup-on-exit", cleanup, "On stop, return members and remove our cgroups");
   app.add_flag("--teardown", teardown,
                "Do not serve: return every member of the saved state and remove our cgroups, then exit");

@@ -272,7 +272,7 @@ class V1Glue final : public Glue {
 
   Options o_;
   ProcFs proc_;
-  const std::chrono::milliseconds settle_ = freeze_settle(proc_);  // read once
+  const std::chrono::milliseconds settle_ = freeze_settle(proc_, o_.freeze_timeout_ms);  // read once
   std::string cs_root_, cpu_root_;
 };
 

@@ -258,7 +258,7 @@ class V2Glue final : public Glue {
 
   Options o_;
   ProcFs proc_;
-  const std::chrono::milliseconds settle_ = freeze_settle(proc_);  // read once
+  const std::chrono::milliseconds settle_ = freeze_settle(proc_, o_.freeze_timeout_ms);  // read once
   std::string root_, top_;
 };
 

@@ -65,7 +65,8 @@ KnobResult<bool> set_and_wait(const std::string& dir, bool v2, bool frozen, std:
 
 }  // namespace
 
-std::chrono::milliseconds freeze_settle(const ProcFs& proc) {
+std::chrono::milliseconds freeze_settle(const ProcFs& proc, int override_ms) {
+  if (override_ms > 0) return std::chrono::milliseconds(override_ms);
   long rr_ms = 100;  // the kernel's default (RR_TIMESLICE)
   if (auto v = read_knob_trimmed(proc.root() + "/sys/kernel/sched_rr_timeslice_ms")) {
     char* end = nullptr;

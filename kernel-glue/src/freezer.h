@@ -10,9 +10,10 @@
 namespace usched::glue::detail {
 
 // How long a freeze may take to be confirmed on this machine (the RR time
-// slice under `proc`'s sys/kernel, plus a tick, and at least 40 ms); the
-// back ends read it once and pass it to the calls below.
-std::chrono::milliseconds freeze_settle(const ProcFs& proc);
+// slice under `proc`'s sys/kernel, plus a tick, and at least 40 ms, unless
+// override_ms > 0 says otherwise); the back ends read it once and pass it
+// to the calls below.
+std::chrono::milliseconds freeze_settle(const ProcFs& proc, int override_ms);
 // freezer.state (v1) or cgroup.freeze (v2) of one group, confirmed within
 // `settle`; a freeze that does not settle is thawed and retried, then left
 // thawed.

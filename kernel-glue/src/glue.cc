@@ -218,7 +218,7 @@ class AffinityGlue final : public Glue {
 
   Options o_;
   ProcFs proc_;
-  const std::chrono::milliseconds settle_ = freeze_settle(proc_);  // read once
+  const std::chrono::milliseconds settle_ = freeze_settle(proc_, o_.freeze_timeout_ms);  // read once
   std::map<std::string, std::set<int>> gangs_;  // "entity/gang" -> pids
   std::set<std::string> stopped_;
 };

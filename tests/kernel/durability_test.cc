@@ -161,7 +161,7 @@ TEST_F(DurabilityTest, SigkillDuringABurstOfBindsLosesNoSchedulerAndNoLivingMemb
   }
   EXPECT_THAT(d2.log(), HasSubstr("dropped 2"));
   EXPECT_EQ(d2.stop(SIGTERM), 0);
-  EXPECT_FALSE(std::filesystem::exists(kCgroupRoot + "/cpuset/" + top_));
+  EXPECT_FALSE(std::filesystem::exists(cpuset_hierarchy() + "/" + top_));
 }
 
 TEST_F(DurabilityTest, CorruptStateFileIsRefusedAndKeptAside) {
@@ -206,7 +206,7 @@ TEST_F(DurabilityTest, FullOrReadOnlyStateDiskFailsRpcsWithNothingChanged) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.err, HasSubstr(dir + "/state.json"));
   EXPECT_THAT(r.err, HasSubstr("No space left on device"));
-  EXPECT_FALSE(std::filesystem::exists(kCgroupRoot + "/cpuset/" + top_ + "/Y"));
+  EXPECT_FALSE(std::filesystem::exists(cpuset_hierarchy() + "/" + top_ + "/Y"));
 
   // A Bind or Unbind appends one line to members.log, which may still fit
   // in a page the log already holds: each one either is recorded or fails

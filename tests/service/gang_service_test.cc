@@ -71,6 +71,43 @@ TEST_F(GangService, AGangWhoseMembersAllDieAtOnceLeavesTheRotationSafely) {
   }
 }
 
+// A glue whose freezes of gang b all fail (as a v2 freeze that the kernel
+// does not confirm in time): b keeps running, so a must never be thawed
+// beside it; a waits, frozen, and every quantum tries the switch again.
+class GangServiceStuckFreeze : public GangService {
+ protected:
+  void SetUp() override {
+    daemon_ = std::make_unique<Daemon>(std::vector<std::string>{
+        "--glue", "fake", "--fake-cpus", "0-1", "--fake-log", log_, "--no-config", "--fake-fail", "freeze_gang:NORM/b=16"});
+    ASSERT_TRUE(daemon_->start()) << daemon_->log();
+  }
+};
+
+TEST_F(GangServiceStuckFreeze, AGangThatWillNotFreezeIsNeverJoinedByAnother) {
+  Child a, b;
+  ASSERT_EQ(cli({"gang", "create", "NORM/a", "--quantum", "5"}).exit_code, 0);
+  ASSERT_EQ(cli({"gang", "create", "NORM/b", "--quantum", "5"}).exit_code, 0);
+  ASSERT_EQ(cli({"gang", "add", "NORM/a", "--pid", std::to_string(a.pid())}).exit_code, 0);
+  ASSERT_EQ(cli({"gang", "add", "NORM/b", "--pid", std::to_string(b.pid())}).exit_code, 0);
+  ASSERT_TRUE(eventually([&] { return count("freeze_gang NORM/b failed") >= 5; })) << read_file(log_);
+  // Replay the fake's log: from b's first failed freeze on, b runs (a
+  // failed freeze leaves a gang thawed), so a may not be thawed again.
+  std::istringstream in(read_file(log_));
+  bool b_stuck = false, a_frozen = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("freeze_gang NORM/b failed", 0) == 0) b_stuck = true;
+    if (line.rfind("freeze_gang NORM/a", 0) == 0) a_frozen = true;
+    if (line.rfind("thaw_gang NORM/a", 0) == 0) {
+      EXPECT_FALSE(b_stuck) << "a thawed while b, which would not freeze, ran: " << line;
+      a_frozen = false;
+    }
+  }
+  EXPECT_TRUE(a_frozen) << "a runs beside b";
+  auto l = client()->list_gangs("NORM");
+  ASSERT_TRUE(l.is_ok());
+  for (const auto& g : l->gangs()) EXPECT_EQ(g.frozen(), g.spec().name() == "a") << g.spec().name();
+}
+
 TEST_F(GangService, WidthBeyondTheSchedulersVcpusIsAClearError) {
   auto r = cli({"gang", "create", "NORM/g", "--width", "3"});
   EXPECT_EQ(r.exit_code, 1);

@@ -1,6 +1,7 @@
 // What the kernel-tier gang tests share: processes whose threads are gang
 // members (bounded in time), a SCHED_FIFO guard for samplers, and the
-// kernel's view of the gang freezer (v1 freezer.state under a top).
+// kernel's view of the gang freezer (v1 freezer.state, or v2 cgroup.freeze
+// and cgroup.events, under a top).
 #pragma once
 
 #include <pthread.h>
@@ -25,7 +26,10 @@
 
 namespace usched::test {
 
-inline const std::string kFreezer = "/sys/fs/cgroup/freezer";
+// Where gang groups are: the v1 freezer hierarchy, or beside the entity's
+// members in the v2 hierarchy.
+inline const bool kV2 = cgroup_v2_cpusets();
+inline const std::string kFreezer = kV2 ? kCgroupRoot : kCgroupRoot + "/freezer";
 
 // A process with two worker threads, alive until it is killed or
 // `limit_s` passes (alarm: bounded even if the test dies). Spinning
@@ -34,7 +38,7 @@ inline const std::string kFreezer = "/sys/fs/cgroup/freezer";
 // test raises its own priority, so it starts at SCHED_OTHER.
 class Spinners {
  public:
-  explicit Spinners(bool spin = true, int limit_s = 30) {
+  explicit Spinners(bool spin = true, int limit_s = 30 * time_scale()) {
     pid_ = ::fork();
     if (pid_ == 0) {
       ::alarm(static_cast<unsigned>(limit_s));
@@ -85,18 +89,28 @@ inline uint64_t run_ns(int pid, int tid) {
   return r ? r.value() : 0;
 }
 
-// Every freezer.state under our top directory in the v1 freezer hierarchy.
+// A group's freezer state in v1's words: v1 freezer.state, or on v2 the
+// wish (cgroup.freeze) and the kernel's confirmation (cgroup.events
+// "frozen"): FROZEN, FREEZING, THAWED, or THAWING while a thaw is pending.
+inline std::string freezer_state(const std::string& dir) {
+  if (!kV2) {
+    std::string s = read_file(dir + "/freezer.state");
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+    return s;
+  }
+  const bool want = read_file(dir + "/cgroup.freeze").rfind("1", 0) == 0;
+  const bool is = read_file(dir + "/cgroup.events").find("frozen 1") != std::string::npos;
+  return want ? (is ? "FROZEN" : "FREEZING") : (is ? "THAWING" : "THAWED");
+}
+
+// The freezer state of every group under our top directory.
 inline std::map<std::string, std::string> freezer_states(const std::string& top) {
   std::map<std::string, std::string> out;
   const std::string dir = kFreezer + "/" + top;
   std::error_code ec;
   if (!std::filesystem::exists(dir, ec)) return out;
   for (auto& e : std::filesystem::recursive_directory_iterator(dir, ec)) {
-    if (e.is_directory()) {
-      std::string s = read_file(e.path().string() + "/freezer.state");
-      while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-      out[e.path().string()] = s;
-    }
+    if (e.is_directory()) out[e.path().string()] = freezer_state(e.path().string());
   }
   return out;
 }
@@ -126,10 +140,14 @@ class GangDaemonTest : public ::testing::Test {
     remove_cgroup_top(top_);  // whatever happened: thaw and remove every group of ours
   }
   static std::string tail(const std::string& s) { return s.size() > 4000 ? s.substr(s.size() - 4000) : s; }
-  CmdResult cli(std::vector<std::string> args) { return daemon_->cli(args, {.timeout = 10s}); }
-  // (Re)starts uschedd on top_ and the test's state directory.
+  CmdResult cli(std::vector<std::string> args) { return daemon_->cli(args, {.timeout = scaled(10s)}); }
+  // (Re)starts uschedd on top_ and the test's state directory. Where the
+  // machine runs slower than real hardware (time_scale() > 1, an emulated
+  // VM guest), a freeze is confirmed later too: the daemon is given the
+  // default bound (the RR slice plus a tick) stretched alike.
   void start_daemon(std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {"--cgroup-top", top_, "--no-config", "--log-level", "debug"};
+    if (time_scale() > 1) args.insert(args.end(), {"--freeze-timeout-ms", std::to_string(110 * time_scale())});
     args.insert(args.end(), extra.begin(), extra.end());
     daemon_ = std::make_unique<Daemon>(args, state_.path());
     ASSERT_TRUE(daemon_->start()) << daemon_->log();

@@ -65,6 +65,21 @@ inline std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+// How many times slower than real hardware this machine runs the tests: 1,
+// or what USCHED_TEST_TIME_SCALE says (the VM tier sets it in emulated
+// guests, where a vCPU is a host thread sharing few host CPUs). Deadlines,
+// gang quanta and sampling periods of timing tests are multiplied by it;
+// what the tests assert stays the same.
+inline int time_scale() {
+  const char* v = std::getenv("USCHED_TEST_TIME_SCALE");
+  const int n = v ? std::atoi(v) : 1;
+  return n >= 1 && n <= 100 ? n : 1;
+}
+template <class D>
+D scaled(D d) {
+  return d * time_scale();
+}
+
 struct CmdResult {
   int exit_code = -1;  // -1 when killed by a signal or timed out
   std::string out, err;
@@ -72,7 +87,7 @@ struct CmdResult {
 };
 
 struct RunOptions {
-  std::chrono::milliseconds timeout = 20s;
+  std::chrono::milliseconds timeout = scaled(std::chrono::milliseconds(20s));
   std::map<std::string, std::string> env;  // added to the environment
   int as_uid = -1;                         // setuid to this uid in the child
 };
@@ -131,9 +146,9 @@ inline CmdResult run(const std::vector<std::string>& argv, const RunOptions& o =
   return r;
 }
 
-// Polls cond every 5 ms until it holds or the deadline passes.
+// Polls cond every 5 ms until it holds or the deadline (scaled) passes.
 inline bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds limit = 5s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
+  const auto deadline = std::chrono::steady_clock::now() + scaled(limit);
   while (std::chrono::steady_clock::now() < deadline) {
     if (cond()) return true;
     std::this_thread::sleep_for(5ms);

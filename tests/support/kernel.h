@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -35,6 +36,31 @@ inline std::string kernel_unavailable(const std::string& who = "kernel tests") {
   const bool v2 = read_file(kCgroupRoot + "/cgroup.controllers").find("cpuset") != std::string::npos;
   if (!v1 && !v2) return "no cgroup cpuset controller (v1 or v2) at " + kCgroupRoot;
   return "";
+}
+
+// True on a cgroup v2 machine whose root offers cpusets (a production
+// Debian 12 box, the VM tier's guests); false on a v1 or hybrid one like CI.
+inline bool cgroup_v2_cpusets() {
+  return !std::filesystem::exists(kCgroupRoot + "/cpuset/cpuset.cpus") &&
+         read_file(kCgroupRoot + "/cgroup.controllers").find("cpuset") != std::string::npos;
+}
+
+// Where the cpuset cgroups of uschedd's entities live: the v1 cpuset
+// hierarchy, or the v2 root.
+inline std::string cpuset_hierarchy() { return cgroup_v2_cpusets() ? kCgroupRoot : kCgroupRoot + "/cpuset"; }
+
+// Every hierarchy uschedd makes its top directory in (v1: cpuset and cpu;
+// v2: the one root), for checks that nothing was left behind.
+inline std::vector<std::string> cgroup_hierarchies() {
+  if (cgroup_v2_cpusets()) return {kCgroupRoot};
+  return {kCgroupRoot + "/cpuset", kCgroupRoot + "/cpu"};
+}
+
+// The online CPUs as a cpu list ("0-1", "0-7"): where an unplaced task runs.
+inline std::string all_cpus() {
+  std::string s = read_file("/sys/devices/system/cpu/online");
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  return s;
 }
 
 // Skips the test with the reason `why` (when not empty), or fails it under

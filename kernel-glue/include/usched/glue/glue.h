@@ -65,6 +65,11 @@ struct Options {
   std::string fake_fail;
   // Fake back end: the present and online CPUs it reports.
   std::string fake_cpus = "0-3";
+  // How long a gang freeze may take to be confirmed before it counts as
+  // failed (and the gang is left thawed); 0: the kernel's RR time slice
+  // plus a tick, at least 40 ms. A slow CPU (an emulated VM, a host with
+  // its CPUs overcommitted) delivers freezes later.
+  int freeze_timeout_ms = 0;
 };
 
 class Glue {
