@@ -252,7 +252,7 @@ int guardian_main(const std::string& proc_root) {
   }
   const auto t0 = std::chrono::steady_clock::now();
   const ProcFs proc(proc_root);
-  const auto settle = detail::freeze_settle(proc);
+  const auto settle = detail::freeze_settle(proc, 0);  // the default bound: a thaw needs no more
   int failed = 0, continued = 0;
   for (const Tree& t : trees) {
     if (Status st = detail::cgroup_thaw_tree(t.dir, t.v2, settle); !st) {
