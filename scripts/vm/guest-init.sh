@@ -15,7 +15,10 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
-mount -t tmpfs -o mode=1777 tmpfs /tmp
+# No tmpfs over /tmp: the root is already in memory, and the host's build
+# tree (with the binaries at the paths they were built with) may lie
+# under /tmp, as a CI clone often does.
+mkdir -p /tmp && chmod 1777 /tmp
 mount -t tmpfs -o mode=755 tmpfs /run
 mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
 # As systemd leaves it on Debian 12: every controller the root offers that
