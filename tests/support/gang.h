@@ -59,13 +59,7 @@ class Spinners {
   ~Spinners() { kill(); }
   Spinners(const Spinners&) = delete;
   Spinners& operator=(const Spinners&) = delete;
-  void kill() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-    }
-  }
+  void kill() { kill_and_reap(pid_); }
   pid_t pid() const { return pid_; }
   // The two worker threads (not the main one, which sleeps in pause).
   std::vector<int> workers() const {

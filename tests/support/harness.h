@@ -163,6 +163,16 @@ struct ChildOptions {
   std::function<void()> fn;
 };
 
+// SIGKILLs the process the test started (by pid, never by name), reaps it,
+// and forgets the pid; nothing when there is none.
+inline void kill_and_reap(pid_t& pid) {
+  if (pid > 0) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    pid = -1;
+  }
+}
+
 // A child process the test owns ("sleep 300" by default), killed by pid and
 // reaped when the object goes.
 class Child {
@@ -188,13 +198,7 @@ class Child {
   Child& operator=(const Child&) = delete;
   pid_t pid() const { return pid_; }
   bool running() const { return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0; }
-  void kill() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-    }
-  }
+  void kill() { kill_and_reap(pid_); }
 
  private:
   pid_t pid_ = -1;

@@ -111,13 +111,7 @@ class Guest {
   ~Guest() { kill(); }
   Guest(const Guest&) = delete;
   Guest& operator=(const Guest&) = delete;
-  void kill() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-    }
-  }
+  void kill() { kill_and_reap(pid_); }
   pid_t pid() const { return pid_; }
   // True once QEMU has exited (a guest panic with -no-reboot); reaps it.
   bool exited() {
