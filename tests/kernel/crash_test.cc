@@ -266,7 +266,11 @@ TEST(GuardianV2, AFrozenCgroupV2GroupIsThawedOnceUscheddsEndOfTheSocketCloses) {
     EXPECT_TRUE(frozen()) << "the guardian thawed before its peer went";
   }  // closes our end and reaps the guardian, which thaws first
   EXPECT_FALSE(frozen()) << read_file(gang + "/cgroup.events");
-  EXPECT_EQ(task_state(member.pid()), 'S');
+  // A task in the v2 freezer shows 'S' too, so the state only says that it
+  // is alive and not stopped; cgroup.events above says it is thawed. Just
+  // after the thaw it may still be 'R' on its way back to its sleep.
+  const char state = task_state(member.pid());
+  EXPECT_TRUE(state == 'S' || state == 'R') << "state " << state;
 }
 
 // ---- chaos -------------------------------------------------------------------
