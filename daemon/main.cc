@@ -15,13 +15,13 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "asio.h"
 #include "engine.h"
 #include "ops.h"
 #include "server.h"
+#include "systemd_notify.h"
 #include "usched/glue/glue.h"
 #include "usched/glue/guardian.h"
 
@@ -101,7 +101,8 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  auto logger = spdlog::stderr_color_mt("uschedd");
+  // Under systemd, each line carries its level for the journal.
+  auto logger = usched::daemon::make_logger("uschedd");
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(log_level));
 
@@ -186,6 +187,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   spdlog::info("uschedd {} serving on {} (state in {})", USCHED_VERSION, socket, state_dir);
+  usched::daemon::notify_ready("serving on " + socket);  // Type=notify: the socket answers now
 
   asio::signal_set signals(io, SIGTERM, SIGINT);
   std::signal(SIGPIPE, SIG_IGN);
@@ -193,6 +195,7 @@ int main(int argc, char** argv) {
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     spdlog::info("signal {}: stopping", sig);
+    usched::daemon::notify_stopping();
     acceptor.close();
     ops_service.stop();
     service.shutting_down();
