@@ -7,7 +7,7 @@ else()
   set(etc "${CMAKE_INSTALL_PREFIX}/etc")
 endif()
 file(READ "${USCHED_PKG_SRC}/uschedd.service" unit)
-string(REPLACE "/usr/bin/uschedd" "${CMAKE_INSTALL_PREFIX}/bin/uschedd" unit "${unit}")
+string(REPLACE "/usr/bin/" "${CMAKE_INSTALL_PREFIX}/bin/" unit "${unit}")
 string(REPLACE "/etc/usched/usched.conf" "${etc}/usched/usched.conf" unit "${unit}")
 file(WRITE "${USCHED_PKG_BIN}/uschedd.service" "${unit}")
 file(INSTALL DESTINATION "${CMAKE_INSTALL_PREFIX}/lib/systemd/system" TYPE FILE

@@ -63,12 +63,21 @@ for f in ./usr/bin/uschedd ./usr/bin/usched ./etc/usched/usched.conf ./usr/lib/s
 done
 grep -q "test" <(grep "/bin/" "$work/contents") && fail "test binaries in the package"
 dpkg-deb -I "$deb" conffiles | grep -qx /etc/usched/usched.conf || fail "the config is not a conffile"
+for s in postinst prerm postrm; do
+  dpkg-deb -I "$deb" "$s" | grep -q "uschedd.service" || fail "the package's $s does not handle uschedd.service"
+done
 
 # apt resolves the declared dependencies (all present after scripts/deps.sh).
 DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=120 \
   "$deb" "$lib" "$dev" >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; installed=1; fail "apt-get install"; }
 installed=1
 /usr/bin/uschedd --version | grep -q "uschedd " || fail "uschedd --version"
+# postinst enables the unit even where systemd does not run (it starts it
+# only where it does).
+wants=/etc/systemd/system/multi-user.target.wants/uschedd.service
+if [ -x /usr/bin/deb-systemd-helper ]; then
+  [ -L "$wants" ] || fail "postinst did not enable uschedd.service"
+fi
 grep -q '^ExecStart=/usr/bin/uschedd --foreground --config /etc/usched/usched.conf$' \
   /usr/lib/systemd/system/uschedd.service || fail "unit ExecStart"
 if command -v systemd-analyze >/dev/null; then
@@ -109,4 +118,6 @@ installed=0
 [ -e /usr/include/usched/usched.h ] && fail "usched.h left after purge"
 [ -e /usr/bin/uschedd ] && fail "/usr/bin/uschedd left after purge"
 [ -e /etc/usched/usched.conf ] && fail "config left after purge"
+[ -e "$wants" ] || [ -L "$wants" ] && fail "uschedd.service still enabled after purge"
+[ -e /etc/systemd/system/uschedd.service ] || [ -L /etc/systemd/system/uschedd.service ] && fail "uschedd.service masked after purge"
 echo "PASSED"

@@ -49,6 +49,9 @@ check "the unit is enabled" systemctl is-enabled uschedd
 check "the unit is active after install" wait_for 30 systemctl is-active uschedd
 check "systemctl status uschedd" systemctl --no-pager status uschedd
 check "the unit is Type=notify" test "$(systemctl show -p Type --value uschedd)" = notify
+verify() { ! systemd-analyze verify uschedd.service 2>&1 | grep -v "Command 'man " | grep .; }
+check "systemd-analyze verify uschedd.service" verify
+echo "  systemd-analyze security uschedd: $(systemd-analyze security uschedd 2>/dev/null | tail -n 1)"
 check "usched tree answers" usched tree
 usched tree
 
