@@ -19,7 +19,7 @@ void add_ops_options(CLI::App& app, OpsOptions& o) {
   app.add_flag("--no-config", o.no_config, "Do not load any config file");
   app.add_flag("--foreground", o.foreground,
                "Stay in the foreground, logging to stderr (uschedd never daemonizes; "
-               "for systemd Type=simple and containers)");
+               "for service managers and containers)");
   app.add_option("--metrics", o.metrics,
                  "Serve Prometheus metrics on unix:PATH or ADDRESS:PORT (e.g. 127.0.0.1:9464)");
 }

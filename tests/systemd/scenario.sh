@@ -87,11 +87,28 @@ victim=$(main_pid victim)
 check "victim has a main pid" test "${victim:-0}" -gt 0
 check "usched bind pinned --pid victim" usched bind pinned --pid "$victim"
 check "victim's Cpus_allowed_list is pinned's" is_cpus "$victim" 1-2
-check "victim is still in its unit's cgroup" grep -q 'victim.service' "/proc/$victim/cgroup"
+# Needs the systemd cgroup driver (docs/systemd.md): without it the bind
+# moves the process to uschedd's own cgroup, out of its unit.
+check "victim is still in its unit's cgroup (systemd cgroup driver)" grep -q 'victim.service' "/proc/$victim/cgroup"
 cat "/proc/$victim/cgroup" | sed 's/^/  cgroup of victim: /'
 check "systemctl stop victim" timeout 60 systemctl stop victim
 check "systemctl stop victim stopped the bound process" wait_for 10 gone "$victim"
 kill -KILL "$victim" 2>/dev/null
+
+# --- Classes under the unit's sandbox ---------------------------------------
+# policy PID CLASS: chrt(1) reports CLASS (SCHED_RR, SCHED_IDLE, ...) for PID.
+policy() {
+  local got
+  got=$(chrt -p "$1" | sed -n 's/.*scheduling policy: //p')
+  [ "$got" = "$2" ] || { echo "pid $1: policy $got, not $2"; return 1; }
+}
+check "systemd-run --unit=rt sleep 1000" systemd-run --unit=rt sleep 1000
+rt=$(main_pid rt)
+check "usched bind REAL --pid rt" usched bind REAL --pid "$rt"
+check "rt runs SCHED_RR (uschedd sets realtime classes from its unit)" policy "$rt" SCHED_RR
+check "usched bind IDLE --pid rt" usched bind IDLE --pid "$rt"
+check "rt runs SCHED_IDLE" policy "$rt" SCHED_IDLE
+systemctl stop rt 2>/dev/null
 
 # --- Members stay placed across daemon-reload and restart --------------------
 check "systemd-run --unit=member sleep 1000" systemd-run --unit=member sleep 1000
