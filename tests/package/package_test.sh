@@ -21,6 +21,12 @@ for p in usched libusched0 libusched-dev; do
   fi
 done
 [ -e /etc/usched/usched.conf ] && skip "/etc/usched/usched.conf exists (not from a package); not touching it"
+# Removing the package tears down the packaged daemon's tree and purging it
+# deletes /var/lib/usched and /run/usched: a uschedd of the quick start
+# (scripts/start.sh) uses the same directories.
+for d in /var/lib/usched /run/usched; do
+  [ -n "$(ls -A "$d" 2>/dev/null)" ] && skip "$d holds a uschedd's state or socket (not from a package); not touching it"
+done
 
 work=$(mktemp -d /tmp/usched-pkg-XXXXXX)
 pid=""
