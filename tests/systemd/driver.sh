@@ -13,9 +13,9 @@ PIDS=()
 fails=0
 
 log() { echo "driver.sh: $*"; }
-ok() { log "ok: $*"; }
+ok() { echo "ok - driver: $*"; }
 fail() {
-  log "FAIL: $*"
+  echo "not ok - driver: $*"
   fails=$((fails + 1))
   exit 1
 }
@@ -29,8 +29,8 @@ cleanup() {
     done
   fi
   for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
-  for u in victim victim2 victim3 victim4; do systemctl stop "$u" 2>/dev/null; systemctl reset-failed "$u" 2>/dev/null; done
-  usched destroy batch --force >/dev/null 2>&1
+  for u in drv-victim drv-victim2 drv-victim3 drv-victim4; do systemctl stop "$u" 2>/dev/null; systemctl reset-failed "$u" 2>/dev/null; done
+  usched destroy drv --force >/dev/null 2>&1
   log "exit $rc"
 }
 trap cleanup EXIT
@@ -55,7 +55,7 @@ gone() { ! kill -0 "$1" 2>/dev/null; }
 [ "$(cat /proc/1/comm)" = systemd ] || fail "PID 1 is $(cat /proc/1/comm), not systemd"
 until_ok 60 systemctl is-active --quiet uschedd || fail "uschedd.service is not active: $(systemctl status uschedd --no-pager 2>&1 | tail -5)"
 until_ok 30 usched tree || fail "usched tree does not answer"
-journalctl -u uschedd --no-pager -b | grep -q "cgroup driver: systemd" ||
+journalctl -u uschedd --no-pager -b | grep -qE "cgroup driver: systemd|glue systemd:" ||
   fail "uschedd did not choose the systemd driver: $(journalctl -u uschedd --no-pager -b | grep -i 'driver\|glue' | tail -3)"
 ok "uschedd runs with the systemd cgroup driver"
 
@@ -63,75 +63,75 @@ ncpu=$(nproc)
 [ "$ncpu" -ge 4 ] || fail "want 4 CPUs, the guest has $ncpu"
 
 # ---- an entity is a slice with AllowedCPUs= and CPUWeight= ----
-usched batch on cpu1-2 lwktpri 6 >/dev/null || fail "usched batch on cpu1-2"
-until_ok 10 systemctl is-active --quiet usched-batch.slice || fail "usched-batch.slice is not active"
-allowed=$(systemctl show -p AllowedCPUs --value usched-batch.slice)
-[ "$allowed" = 1-2 ] || fail "usched-batch.slice has AllowedCPUs=$allowed, want 1-2"
-weight=$(systemctl show -p CPUWeight --value usched-batch.slice)
-[ "$weight" = 100 ] || fail "usched-batch.slice has CPUWeight=$weight, want 100 (lwktpri 6)"
-ok "usched-batch.slice: AllowedCPUs=$allowed CPUWeight=$weight"
+usched drv on cpu1-2 lwktpri 6 >/dev/null || fail "usched drv on cpu1-2"
+until_ok 10 systemctl is-active --quiet usched-drv.slice || fail "usched-drv.slice is not active"
+allowed=$(systemctl show -p AllowedCPUs --value usched-drv.slice)
+[ "$allowed" = 1-2 ] || fail "usched-drv.slice has AllowedCPUs=$allowed, want 1-2"
+weight=$(systemctl show -p CPUWeight --value usched-drv.slice)
+[ "$weight" = 100 ] || fail "usched-drv.slice has CPUWeight=$weight, want 100 (lwktpri 6)"
+ok "usched-drv.slice: AllowedCPUs=$allowed CPUWeight=$weight"
 
 # ---- usched run: a scope in the entity's slice ----
 # Started from a scope, as from a login shell: this scenario itself runs in
 # a service, and a service keeps what `usched run` starts in it.
 usched_run=(systemd-run --quiet --scope usched run)
-"${usched_run[@]}" batch -- sleep 1000 &
+"${usched_run[@]}" drv -- sleep 1000 &
 run_pid=$!
 PIDS+=("$run_pid")
-until_ok 20 in_cgroup "$run_pid" "/usched.slice/usched-batch.slice/usched-run-$run_pid*.scope" ||
-  fail "usched run: pid $run_pid is in $(cgroup_of "$run_pid"), not a usched-run scope in usched-batch.slice"
+until_ok 20 in_cgroup "$run_pid" "/usched.slice/usched-drv.slice/usched-run-$run_pid*.scope" ||
+  fail "usched run: pid $run_pid is in $(cgroup_of "$run_pid"), not a usched-run scope in usched-drv.slice"
 [ "$(cpus_of "$run_pid")" = 1-2 ] || fail "usched run: pid $run_pid has CPUs $(cpus_of "$run_pid"), want 1-2"
 run_scope=$(basename "$(cgroup_of "$run_pid")")
-eff=$(cat "$CG/usched.slice/usched-batch.slice/cpuset.cpus.effective")
-[ "$eff" = 1-2 ] || fail "usched-batch.slice's cpuset.cpus.effective is $eff, want 1-2"
-systemd-cgls --no-pager -u usched-batch.slice | grep -q "$run_pid" ||
-  fail "systemd-cgls -u usched-batch.slice does not show pid $run_pid: $(systemd-cgls --no-pager -u usched-batch.slice)"
-ok "usched run: pid $run_pid in $run_scope in usched-batch.slice, CPUs 1-2"
+eff=$(cat "$CG/usched.slice/usched-drv.slice/cpuset.cpus.effective")
+[ "$eff" = 1-2 ] || fail "usched-drv.slice's cpuset.cpus.effective is $eff, want 1-2"
+systemd-cgls --no-pager -u usched-drv.slice | grep -q "$run_pid" ||
+  fail "systemd-cgls -u usched-drv.slice does not show pid $run_pid: $(systemd-cgls --no-pager -u usched-drv.slice)"
+ok "usched run: pid $run_pid in $run_scope in usched-drv.slice, CPUs 1-2"
 
 # ---- usched bind of a service's process: the service keeps it ----
-systemd-run --quiet --unit=victim sleep 1000 || fail "systemd-run --unit=victim"
-until_ok 10 systemctl is-active --quiet victim || fail "victim.service did not start"
-vpid=$(systemctl show -p MainPID --value victim)
-out=$(usched bind batch --pid "$vpid") || fail "usched bind batch --pid $vpid: $out"
-echo "$out" | grep -q "stays in victim.service" || fail "usched bind did not say the process stays in its unit: $out"
-in_cgroup "$vpid" "/system.slice/victim.service" || fail "bound victim pid $vpid moved to $(cgroup_of "$vpid")"
-[ "$(cpus_of "$vpid")" = 1-2 ] || fail "bound victim pid $vpid has CPUs $(cpus_of "$vpid"), want 1-2"
+systemd-run --quiet --unit=drv-victim sleep 1000 || fail "systemd-run --unit=drv-victim"
+until_ok 10 systemctl is-active --quiet drv-victim || fail "drv-victim.service did not start"
+vpid=$(systemctl show -p MainPID --value drv-victim)
+out=$(usched bind drv --pid "$vpid") || fail "usched bind drv --pid $vpid: $out"
+echo "$out" | grep -q "stays in drv-victim.service" || fail "usched bind did not say the process stays in its unit: $out"
+in_cgroup "$vpid" "/system.slice/drv-victim.service" || fail "bound drv-victim pid $vpid moved to $(cgroup_of "$vpid")"
+[ "$(cpus_of "$vpid")" = 1-2 ] || fail "bound drv-victim pid $vpid has CPUs $(cpus_of "$vpid"), want 1-2"
 ok "usched bind: '$out'"
-systemctl stop victim || fail "systemctl stop victim"
-until_ok 10 gone "$vpid" || fail "pid $vpid survived systemctl stop victim"
-ok "systemctl stop victim stopped the bound pid $vpid"
+systemctl stop drv-victim || fail "systemctl stop drv-victim"
+until_ok 10 gone "$vpid" || fail "pid $vpid survived systemctl stop drv-victim"
+ok "systemctl stop drv-victim stopped the bound pid $vpid"
 
 # A child of a service (the case the cgroupfs glue let escape).
-systemd-run --quiet --unit=victim2 sh -c 'sleep 1001 & wait' || fail "systemd-run --unit=victim2"
-until_ok 10 pgrep -f "^sleep 1001" || fail "victim2's child did not start"
+systemd-run --quiet --unit=drv-victim2 sh -c 'sleep 1001 & wait' || fail "systemd-run --unit=drv-victim2"
+until_ok 10 pgrep -f "^sleep 1001" || fail "drv-victim2's child did not start"
 cpid=$(pgrep -f "^sleep 1001" | head -1)
-usched bind batch --pid "$cpid" >/dev/null || fail "usched bind batch --pid $cpid"
-in_cgroup "$cpid" "/system.slice/victim2.service" || fail "victim2's child moved to $(cgroup_of "$cpid")"
-systemctl stop victim2 || fail "systemctl stop victim2"
-until_ok 10 gone "$cpid" || fail "victim2's child $cpid survived systemctl stop victim2"
+usched bind drv --pid "$cpid" >/dev/null || fail "usched bind drv --pid $cpid"
+in_cgroup "$cpid" "/system.slice/drv-victim2.service" || fail "drv-victim2's child moved to $(cgroup_of "$cpid")"
+systemctl stop drv-victim2 || fail "systemctl stop drv-victim2"
+until_ok 10 gone "$cpid" || fail "drv-victim2's child $cpid survived systemctl stop drv-victim2"
 ok "a service's child bound with usched bind stays in the service and stops with it"
 
 # `usched run` as a service's command: the service keeps it.
-systemd-run --quiet --unit=victim4 usched run batch -- sleep 1003 || fail "systemd-run --unit=victim4 usched run"
-until_ok 10 pgrep -f "^sleep 1003" || fail "victim4's usched run did not exec"
+systemd-run --quiet --unit=drv-victim4 usched run drv -- sleep 1003 || fail "systemd-run --unit=drv-victim4 usched run"
+until_ok 10 pgrep -f "^sleep 1003" || fail "drv-victim4's usched run did not exec"
 v4=$(pgrep -f "^sleep 1003" | head -1)
-in_cgroup "$v4" "/system.slice/victim4.service" || fail "usched run in victim4.service moved it to $(cgroup_of "$v4")"
-[ "$(cpus_of "$v4")" = 1-2 ] || fail "usched run in victim4.service: CPUs $(cpus_of "$v4"), want 1-2"
-systemctl stop victim4 || fail "systemctl stop victim4"
-until_ok 10 gone "$v4" || fail "pid $v4 survived systemctl stop victim4"
+in_cgroup "$v4" "/system.slice/drv-victim4.service" || fail "usched run in drv-victim4.service moved it to $(cgroup_of "$v4")"
+[ "$(cpus_of "$v4")" = 1-2 ] || fail "usched run in drv-victim4.service: CPUs $(cpus_of "$v4"), want 1-2"
+systemctl stop drv-victim4 || fail "systemctl stop drv-victim4"
+until_ok 10 gone "$v4" || fail "pid $v4 survived systemctl stop drv-victim4"
 ok "usched run as a service's command stays in the service, gets CPUs 1-2, stops with it"
 
 # ---- gangs freeze and thaw inside their scopes ----
-usched gang create batch/g1 --quantum 50 >/dev/null || fail "usched gang create batch/g1"
-usched gang create batch/g2 --quantum 50 >/dev/null || fail "usched gang create batch/g2"
+usched gang create drv/g1 --quantum 50 >/dev/null || fail "usched gang create drv/g1"
+usched gang create drv/g2 --quantum 50 >/dev/null || fail "usched gang create drv/g2"
 gang_pids=()
 for g in g1 g1 g2 g2; do
-  "${usched_run[@]}" batch --gang "$g" -- sh -c 'while :; do :; done' &
+  "${usched_run[@]}" drv --gang "$g" -- sh -c 'while :; do :; done' &
   gang_pids+=("$!")
   PIDS+=("$!")
 done
 for p in "${gang_pids[@]}"; do
-  until_ok 20 in_cgroup "$p" "/usched.slice/usched-batch.slice/usched-run-$p*.scope/gang:g*" ||
+  until_ok 20 in_cgroup "$p" "/usched.slice/usched-drv.slice/usched-run-$p*.scope/gang:g*" ||
     fail "gang member $p is in $(cgroup_of "$p"), not a gang group inside its scope"
 done
 g1dir="$CG$(cgroup_of "${gang_pids[0]}")"
@@ -147,13 +147,13 @@ done
 ok "gang g1 froze and thawed in $g1dir"
 
 # A process of another unit cannot join a gang: a clear refusal.
-systemd-run --quiet --unit=victim3 sleep 1002 || fail "systemd-run --unit=victim3"
-until_ok 10 systemctl is-active --quiet victim3 || fail "victim3.service did not start"
-v3=$(systemctl show -p MainPID --value victim3)
-if err=$(usched gang add batch/g1 --pid "$v3" 2>&1); then fail "usched gang add of victim3's pid was accepted: $err"; fi
-echo "$err" | grep -q "victim3.service" || fail "the refusal does not name victim3.service: $err"
+systemd-run --quiet --unit=drv-victim3 sleep 1002 || fail "systemd-run --unit=drv-victim3"
+until_ok 10 systemctl is-active --quiet drv-victim3 || fail "drv-victim3.service did not start"
+v3=$(systemctl show -p MainPID --value drv-victim3)
+if err=$(usched gang add drv/g1 --pid "$v3" 2>&1); then fail "usched gang add of drv-victim3's pid was accepted: $err"; fi
+echo "$err" | grep -q "drv-victim3.service" || fail "the refusal does not name drv-victim3.service: $err"
 ok "usched gang add of a service's process: '$err'"
-usched bind batch --pid "$v3" >/dev/null || fail "usched bind batch --pid $v3"
+usched bind drv --pid "$v3" >/dev/null || fail "usched bind drv --pid $v3"
 
 # ---- restart and SIGKILL of uschedd: everything is adopted ----
 for how in restart kill; do
@@ -169,50 +169,50 @@ for how in restart kill; do
   [ "$(basename "$(cgroup_of "$run_pid")")" = "$run_scope" ] ||
     fail "after $how: pid $run_pid is in $(cgroup_of "$run_pid"), was in $run_scope"
   [ "$(cpus_of "$run_pid")" = 1-2 ] || fail "after $how: pid $run_pid has CPUs $(cpus_of "$run_pid")"
-  in_cgroup "$v3" "/system.slice/victim3.service" || fail "after $how: victim3's pid is in $(cgroup_of "$v3")"
-  [ "$(cpus_of "$v3")" = 1-2 ] || fail "after $how: victim3's pid has CPUs $(cpus_of "$v3")"
-  usched show batch | grep -q "$run_pid" || fail "after $how: usched show batch does not list $run_pid"
-  [ "$(systemctl show -p AllowedCPUs --value usched-batch.slice)" = 1-2 ] || fail "after $how: AllowedCPUs changed"
+  in_cgroup "$v3" "/system.slice/drv-victim3.service" || fail "after $how: drv-victim3's pid is in $(cgroup_of "$v3")"
+  [ "$(cpus_of "$v3")" = 1-2 ] || fail "after $how: drv-victim3's pid has CPUs $(cpus_of "$v3")"
+  usched show drv | grep -q "$run_pid" || fail "after $how: usched show drv does not list $run_pid"
+  [ "$(systemctl show -p AllowedCPUs --value usched-drv.slice)" = 1-2 ] || fail "after $how: AllowedCPUs changed"
   for p in "${gang_pids[@]}"; do
-    in_cgroup "$p" "/usched.slice/usched-batch.slice/usched-run-$p*.scope/gang:g*" ||
+    in_cgroup "$p" "/usched.slice/usched-drv.slice/usched-run-$p*.scope/gang:g*" ||
       fail "after $how: gang member $p is in $(cgroup_of "$p")"
   done
   ok "after $how of uschedd every member is where it was"
 done
 systemctl daemon-reload
-in_cgroup "$run_pid" "/usched.slice/usched-batch.slice/$run_scope" || fail "after daemon-reload: pid $run_pid moved"
+in_cgroup "$run_pid" "/usched.slice/usched-drv.slice/$run_scope" || fail "after daemon-reload: pid $run_pid moved"
 ok "systemctl daemon-reload left the members placed"
 
 # ---- resize: SetUnitProperties ----
-usched update batch on cpu2-3 >/dev/null || fail "usched update batch on cpu2-3"
-[ "$(systemctl show -p AllowedCPUs --value usched-batch.slice)" = 2-3 ] ||
-  fail "after resize: AllowedCPUs=$(systemctl show -p AllowedCPUs --value usched-batch.slice), want 2-3"
+usched update drv on cpu2-3 >/dev/null || fail "usched update drv on cpu2-3"
+[ "$(systemctl show -p AllowedCPUs --value usched-drv.slice)" = 2-3 ] ||
+  fail "after resize: AllowedCPUs=$(systemctl show -p AllowedCPUs --value usched-drv.slice), want 2-3"
 until_ok 10 sh -c "[ \"\$(awk '/^Cpus_allowed_list:/ {print \$2}' /proc/$run_pid/status)\" = 2-3 ]" ||
   fail "after resize: pid $run_pid has CPUs $(cpus_of "$run_pid"), want 2-3"
-ok "resize: usched-batch.slice AllowedCPUs=2-3, member follows"
+ok "resize: usched-drv.slice AllowedCPUs=2-3, member follows"
 
 # ---- destroy: a top-level entity's members are released, the slice stops ----
 for p in "${gang_pids[@]}"; do kill -KILL "$p"; done
-usched destroy batch --force >/dev/null || fail "usched destroy batch --force"
-until_ok 20 sh -c "! systemctl is-active --quiet usched-batch.slice" || fail "usched-batch.slice still active after destroy"
-gone "$run_pid" && fail "destroying batch killed its member $run_pid"
+usched destroy drv --force >/dev/null || fail "usched destroy drv --force"
+until_ok 20 sh -c "! systemctl is-active --quiet usched-drv.slice" || fail "usched-drv.slice still active after destroy"
+gone "$run_pid" && fail "destroying drv killed its member $run_pid"
 # Its first unit (the systemd-run scope) emptied and went away when it left
 # it: it gets a scope of its own in the root slice.
 until_ok 20 in_cgroup "$run_pid" "/usched-returned-$run_pid.scope" ||
   fail "after destroy: pid $run_pid is in $(cgroup_of "$run_pid"), not /usched-returned-$run_pid.scope"
-ok "destroy: usched-batch.slice stopped, pid $run_pid alive in $(cgroup_of "$run_pid")"
+ok "destroy: usched-drv.slice stopped, pid $run_pid alive in $(cgroup_of "$run_pid")"
 
 # ---- --teardown stops everything usched made ----
-usched batch on cpu1-2 >/dev/null || fail "usched batch on cpu1-2 (again)"
-usched batch/inner on cpu0 >/dev/null || fail "usched batch/inner on cpu0"
-"${usched_run[@]}" batch/inner -- sleep 1004 &
+usched drv on cpu1-2 >/dev/null || fail "usched drv on cpu1-2 (again)"
+usched drv/inner on cpu0 >/dev/null || fail "usched drv/inner on cpu0"
+"${usched_run[@]}" drv/inner -- sleep 1004 &
 t_pid=$!
 PIDS+=("$t_pid")
-until_ok 20 in_cgroup "$t_pid" "/usched.slice/usched-batch.slice/usched-batch-inner.slice/usched-run-$t_pid*.scope" ||
-  fail "usched run batch/inner: pid $t_pid is in $(cgroup_of "$t_pid")"
-[ "$(systemctl show -p AllowedCPUs --value usched-batch-inner.slice)" = 1 ] ||
-  fail "usched-batch-inner.slice has AllowedCPUs=$(systemctl show -p AllowedCPUs --value usched-batch-inner.slice), want 1"
-ok "nested: pid $t_pid in usched-batch-inner.slice with AllowedCPUs=1"
+until_ok 20 in_cgroup "$t_pid" "/usched.slice/usched-drv.slice/usched-drv-inner.slice/usched-run-$t_pid*.scope" ||
+  fail "usched run drv/inner: pid $t_pid is in $(cgroup_of "$t_pid")"
+[ "$(systemctl show -p AllowedCPUs --value usched-drv-inner.slice)" = 1 ] ||
+  fail "usched-drv-inner.slice has AllowedCPUs=$(systemctl show -p AllowedCPUs --value usched-drv-inner.slice), want 1"
+ok "nested: pid $t_pid in usched-drv-inner.slice with AllowedCPUs=1"
 systemctl stop uschedd || fail "systemctl stop uschedd"
 uschedd --teardown || fail "uschedd --teardown"
 left=$(systemctl list-units --no-legend --all 'usched*.slice' 'usched-run-*.scope' | awk '$3 != "inactive"')
