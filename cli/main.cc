@@ -454,8 +454,8 @@ class Cli {
     if (tid != 0) who += fmt::format(" tid {}", tid);
     std::string where = "cpus " + (m.cpus().empty() ? std::string("none") : m.cpus());
     if (m.vcpu() >= 0) where += fmt::format(", vcpu {}", m.vcpu());
-    out(fmt::format("bound {} to {} ({})", who,
-                    display(r->scheduler().empty() ? name : r->scheduler()), where));
+    out(fmt::format("bound {} to {} ({}){}{}", who, display(r->scheduler().empty() ? name : r->scheduler()), where,
+                    r->note().empty() ? "" : "; ", r->note()));
     return kExitOk;
   }
 

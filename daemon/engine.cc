@@ -498,6 +498,12 @@ Result<v1::BindResponse> Engine::bind(const Caller& c, const v1::BindRequest& r)
     origin = *o;
   }
 
+  // Started bound: the caller binds itself (`usched run`) or the child it
+  // forked (rfork). The back end may leave anything else in its own
+  // cgroup (the systemd driver: a process of another unit) and says so.
+  const bool started = c.pid > 0 && (c.pid == key.pid || info->ppid == c.pid);
+  const std::string note = glue_->note_bind(key.pid, key.tid, started);
+
   Member m;
   m.key = key;
   m.start_time = info->start_time;
@@ -546,9 +552,10 @@ Result<v1::BindResponse> Engine::bind(const Caller& c, const v1::BindRequest& r)
   pm->set_uid(placed.uid);
   pm->set_cpus(e->cpus_for(placed).to_string());
   resp.set_scheduler(e->name());
+  resp.set_note(note);
   publish(v1::Event::MEMBER_BOUND, e->name(), key.pid, key.tid, "cpus " + pm->cpus());
-  spdlog::info("bound {} to {} (cpus {}, vcpu {})", member_label(key), e->name(), pm->cpus(),
-               placed.vcpu);
+  spdlog::info("bound {} to {} (cpus {}, vcpu {}){}{}", member_label(key), e->name(), pm->cpus(),
+               placed.vcpu, note.empty() ? "" : "; ", note);
   return resp;
 }
 

@@ -665,7 +665,8 @@ void Gangs::replaced(MemberKey key) {
       // v2: the move into "<entity>/@members" took the process out of
       // "<entity>/gang:<G>"; back in (frozen with the gang if it is). The
       // v1 freezer is a hierarchy of its own: a cpuset move leaves it be.
-      if (glue_.kind() == glue::Kind::kCgroupV2) {
+      // So does the systemd driver's move into a new scope.
+      if (glue_.kind() == glue::Kind::kCgroupV2 || glue_.kind() == glue::Kind::kSystemd) {
         if (Status st = glue_.join_gang(en, name, key.pid, key.tid); !st) {
           spdlog::warn("gang {}: pid {} back into the freezer group: {}", label(en, name), key.pid, st.message());
         }

@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
       "  uschedd                                   # default socket, state and glue\n"
       "  uschedd --socket /tmp/u.sock --state-dir /tmp/ustate --glue fake\n"
       "  uschedd --cleanup-on-exit                 # return every member on stop\n"
+      "  uschedd --cgroup-driver systemd           # slices and scopes through systemd (docs/systemd.md)\n"
       "  uschedd --foreground --config /etc/usched/usched.conf   # as the systemd unit runs it\n"
       "  uschedd --metrics 127.0.0.1:9464          # Prometheus text on http://127.0.0.1:9464/metrics\n"
       "  kill -HUP $(pidof uschedd)                # re-apply the config file\n"
@@ -52,7 +53,13 @@ int main(int argc, char** argv) {
   bool cleanup = false, no_defaults = false, version = false, teardown = false;
   app.add_option("--socket", socket, "Unix socket to serve the API on")->capture_default_str();
   app.add_option("--state-dir", state_dir, "Where the desired state is kept")->capture_default_str();
-  app.add_option("--glue", glue_kind, "Kernel glue: auto, v2, v1, affinity or fake")->capture_default_str();
+  app.add_option("--glue", glue_kind, "Kernel glue: auto, v2, v1, affinity, fake or systemd")->capture_default_str();
+  std::string driver = "auto";
+  app.add_option("--cgroup-driver", driver,
+                 "auto: systemd when PID 1 is systemd and answers on the system bus, else cgroupfs; systemd: "
+                 "slices and scopes through systemd (docs/systemd.md); cgroupfs: the --glue back ends")
+      ->check(CLI::IsMember({"auto", "systemd", "cgroupfs"}))
+      ->capture_default_str();
   app.add_option("--cgroup-root", go.cgroup_root, "cgroup file system root")->capture_default_str();
   app.add_option("--proc-root", go.proc_root, "/proc root")->capture_default_str();
   app.add_option("--sys-root", go.sys_root, "/sys root")->capture_default_str();
@@ -112,6 +119,21 @@ int main(int argc, char** argv) {
     return 2;
   }
   go.kind = *kind;
+  if (driver == "systemd") {
+    if (go.kind != usched::glue::Kind::kAuto && go.kind != usched::glue::Kind::kSystemd) {
+      std::cerr << "uschedd: --cgroup-driver systemd and --glue " << glue_kind << " contradict each other\n";
+      return 2;
+    }
+    go.kind = usched::glue::Kind::kSystemd;
+  } else if (driver == "cgroupfs" && go.kind == usched::glue::Kind::kSystemd) {
+    std::cerr << "uschedd: --cgroup-driver cgroupfs and --glue systemd contradict each other\n";
+    return 2;
+  } else if (driver == "auto" && go.kind == usched::glue::Kind::kAuto) {
+    // An explicit --glue wins; otherwise systemd's tree is systemd's.
+    auto [yes, why] = usched::glue::probe_systemd(go);
+    spdlog::info("cgroup driver: {} ({})", yes ? "systemd" : "cgroupfs", why);
+    if (yes) go.kind = usched::glue::Kind::kSystemd;
+  }
   if (go.kind == usched::glue::Kind::kAuto) {
     auto [k, why] = usched::glue::probe(go);
     spdlog::info("glue: {} ({})", usched::glue::kind_name(k), why);

@@ -21,6 +21,15 @@ Status write_cpus_two_pass(std::vector<CpusWrite>& v) {
   return {};
 }
 
+Result<TaskOrigin> capture_sched_and_unified(const ProcFs& proc, int pid, int tid) {
+  auto o = capture_sched(pid, tid);
+  if (!o) return o;
+  auto cg = read_proc_cgroup(proc, pid, tid);
+  if (!cg) return cg.status();
+  if (auto it = cg->find("unified"); it != cg->end()) o->cgroups["unified"] = it->second;
+  return o;
+}
+
 Status move_ids(const std::string& from_file, const std::string& to_file) {
   auto ids = read_knob(from_file);
   if (!ids) return ids.err() == ENOENT ? Status() : ids.status();

@@ -204,14 +204,7 @@ class V2Glue final : public Glue {
     return for_each_thread(proc_, pid, 0, [&](int t) { return set_affinity(t, s.cpus); });
   }
 
-  Result<TaskOrigin> capture_origin(int pid, int tid) override {
-    auto o = capture_sched(pid, tid);
-    if (!o) return o;
-    auto cg = read_proc_cgroup(proc_, pid, tid);
-    if (!cg) return cg.status();
-    if (auto it = cg->find("unified"); it != cg->end()) o->cgroups["unified"] = it->second;
-    return o;
-  }
+  Result<TaskOrigin> capture_origin(int pid, int tid) override { return capture_sched_and_unified(proc_, pid, tid); }
 
   Status restore(int pid, int tid, const TaskOrigin& o) override {
     auto it = o.cgroups.find("unified");

@@ -59,6 +59,7 @@ const char* kind_name(Kind k) {
     case Kind::kCgroupV1: return "cgroup-v1";
     case Kind::kAffinity: return "affinity";
     case Kind::kFake: return "fake";
+    case Kind::kSystemd: return "systemd";
   }
   return "?";
 }
@@ -69,7 +70,8 @@ Result<Kind> parse_kind(std::string_view s) {
   if (s == "v1" || s == "cgroup-v1") return Kind::kCgroupV1;
   if (s == "affinity") return Kind::kAffinity;
   if (s == "fake") return Kind::kFake;
-  return invalid("unknown glue kind '" + std::string(s) + "' (want v2|cgroup-v2|v1|cgroup-v1|affinity|fake|auto)");
+  if (s == "systemd") return Kind::kSystemd;
+  return invalid("unknown glue kind '" + std::string(s) + "' (want v2|cgroup-v2|v1|cgroup-v1|affinity|fake|systemd|auto)");
 }
 
 std::string TaskOrigin::to_string() const {
@@ -349,6 +351,8 @@ std::pair<Kind, std::string> probe(const Options& o) {
   return {p.kind, p.reason};
 }
 
+std::pair<bool, std::string> probe_systemd(const Options& o) { return detail::probe_systemd(o); }
+
 Result<std::unique_ptr<Glue>> make_glue(const Options& o) {
   Kind k = o.kind;
   detail::ProbeResult p;
@@ -368,6 +372,8 @@ Result<std::unique_ptr<Glue>> make_glue(const Options& o) {
       return detail::make_affinity(o);
     case Kind::kFake:
       return detail::make_fake(o);
+    case Kind::kSystemd:
+      return detail::make_systemd(o);
     case Kind::kAuto:
       break;
   }

@@ -36,6 +36,8 @@ Status restore_sched(const ProcFs& proc, int pid, int tid, const TaskOrigin& o);
 // give one entry per controller; the v2 line "0::/path" gives "unified".
 std::map<std::string, std::string> parse_proc_cgroup(const std::string& text);
 Result<std::map<std::string, std::string>> read_proc_cgroup(const ProcFs& proc, int pid, int tid);
+// capture_sched plus the task's cgroup v2 path (cgroups["unified"]).
+Result<TaskOrigin> capture_sched_and_unified(const ProcFs& proc, int pid, int tid);
 
 Result<CpuSet> read_cpulist(const std::string& path);
 Status check_entity(const std::string& entity);
@@ -48,6 +50,8 @@ std::unique_ptr<Glue> make_v1(const Options& o, std::string cpuset_dir, std::str
 std::unique_ptr<Glue> make_v2(const Options& o);
 std::unique_ptr<Glue> make_affinity(const Options& o);
 Result<std::unique_ptr<Glue>> make_fake(const Options& o);
+Result<std::unique_ptr<Glue>> make_systemd(const Options& o);
+std::pair<bool, std::string> probe_systemd(const Options& o);
 
 }  // namespace usched::glue::detail
 

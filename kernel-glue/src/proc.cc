@@ -93,6 +93,7 @@ Result<TaskInfo> ProcFs::task(int pid, int tid) const {
     if (hz > 0 && parse_num(f[11], utime) && parse_num(f[12], stime))
       t.cpu_us = (utime + stime) * 1000000ull / static_cast<uint64_t>(hz);
   }
+  t.ppid = ppid;
   t.kernel_thread = (flags & kPfKthread) != 0 || ppid == kKthreaddPid;
 
   auto uid = status_field(status.value(), "Uid");

@@ -46,9 +46,11 @@ struct TaskOrigin {
   static Result<TaskOrigin> parse(std::string_view s);
 };
 
-enum class Kind { kAuto, kCgroupV2, kCgroupV1, kAffinity, kFake };
-const char* kind_name(Kind k);  // "cgroup-v2", "cgroup-v1", "affinity", "fake", "auto"
-Result<Kind> parse_kind(std::string_view s);  // v2|cgroup-v2|v1|cgroup-v1|affinity|fake|auto
+// kSystemd: the systemd cgroup driver (docs/systemd.md), every cgroup a
+// transient unit asked of systemd over D-Bus; the others write cgroupfs.
+enum class Kind { kAuto, kCgroupV2, kCgroupV1, kAffinity, kFake, kSystemd };
+const char* kind_name(Kind k);  // "cgroup-v2", "cgroup-v1", "affinity", "fake", "systemd", "auto"
+Result<Kind> parse_kind(std::string_view s);  // v2|cgroup-v2|v1|cgroup-v1|affinity|fake|systemd|auto
 
 struct Options {
   Kind kind = Kind::kAuto;
@@ -116,6 +118,13 @@ class Glue {
   virtual Status join_group(int pid, int tid, const std::string& entity, const TaskSettings& s) = 0;
 
   virtual Result<TaskOrigin> capture_origin(int pid, int tid) = 0;
+  // Told once per new member, before it is placed: whether it was started
+  // bound (the caller binds itself, as `usched run` does, or its own child,
+  // as rfork does) or is an existing process bound from outside. Returns
+  // what the caller should be told when the member gets less than a full
+  // placement ("" otherwise): the systemd driver leaves a process of
+  // another unit in that unit, with affinity and class only.
+  virtual std::string note_bind(int pid, int tid, bool started) { return ""; }
   // Puts the task back: cgroups (or the hierarchy root when the old group is
   // gone), affinity, policy. A task that has exited is not an error.
   virtual Status restore(int pid, int tid, const TaskOrigin& o) = 0;
@@ -174,5 +183,8 @@ Result<std::unique_ptr<Glue>> make_glue(const Options& o);
 // What Kind::kAuto picks, with the reason ("cgroup v1: cpuset at
 // /sys/fs/cgroup/cpuset, cpu at /sys/fs/cgroup/cpu").
 std::pair<Kind, std::string> probe(const Options& o);
+// Whether the systemd driver can run here (PID 1 is systemd, cgroup v2 at
+// o.cgroup_root, systemd answers on the system bus), with the reason.
+std::pair<bool, std::string> probe_systemd(const Options& o);
 
 }  // namespace usched::glue

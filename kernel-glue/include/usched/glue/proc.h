@@ -13,6 +13,7 @@ namespace usched::glue {
 struct TaskInfo {
   int pid = 0;            // thread group id
   int tid = 0;            // the task asked about (== pid for the main thread)
+  int ppid = 0;           // field 4 of /proc/PID/stat
   uint64_t start_time = 0;  // field 22 of /proc/PID/stat, clock ticks after boot
   uint32_t uid = 0;       // real uid
   uint32_t euid = 0;
