@@ -23,7 +23,9 @@ Status write_cpus_two_pass(std::vector<CpusWrite>& v) {
 
 Status move_ids(const std::string& from_file, const std::string& to_file) {
   auto ids = read_knob(from_file);
-  if (!ids) return ids.err() == ENOENT ? Status() : ids.status();
+  // A threaded group's cgroup.procs cannot be read (EOPNOTSUPP): its
+  // threads leave with their process, from the subtree's root.
+  if (!ids) return ids.err() == ENOENT || ids.err() == EOPNOTSUPP ? Status() : ids.status();
   std::istringstream in(ids.value());
   std::string id;
   while (in >> id) {
