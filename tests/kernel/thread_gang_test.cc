@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <iostream>
 #include <thread>
 
 #include <gmock/gmock.h>
@@ -216,6 +217,10 @@ TEST_F(ThreadGang, VcpuThreadsTakeTurnsTheOtherThreadsNeverFreezeAndAStopLeavesA
   const uint64_t wakes0 = vm_[0]->wakes() + vm_[1]->wakes();
   Seen s = sample(scaled(5ms), scaled(2s));
   ASSERT_GT(s.intervals, 100);
+  std::cout << "[ figures  ] " << (kV2 ? "cgroup v2" : "cgroup v1") << ", 50 ms quanta x" << time_scale() << ": "
+            << s.intervals << " samples, both processes' vCPUs ran in " << s.both << "; vCPU threads seen frozen "
+            << s.vcpu_frozen[0] + s.vcpu_frozen[1] << " and thawed " << s.vcpu_thawed[0] + s.vcpu_thawed[1]
+            << " times; IO/main threads in a frozen group " << s.others_frozen << " times\n";
   // Switches are confirmed before the next gang thaws: only intervals that
   // straddle a switch may see both guests' vCPUs run.
   EXPECT_LT(s.both, s.intervals / 10) << s.both << " of " << s.intervals;
