@@ -527,6 +527,11 @@ void Gangs::refresh(const std::string& entity, const std::string& name, Gang& g,
   }
   for (MemberKey k : gone) {
     spdlog::info("gang {}: pid {} tid {} exited; it leaves the gang", label(entity, name), k.pid, k.tid);
+    // Nothing of it is left to move, but what the glue made for it goes
+    // (cgroup v2: the process's own threaded subtree).
+    if (Status st = glue_.leave_gang(entity, name, k.pid, k.tid); !st) {
+      spdlog::warn("gang {}: after pid {} exited: {}", label(entity, name), k.pid, st.message());
+    }
     g.members.erase(k);
   }
   // One thread per vcpu over the gang's columns, round robin when there
