@@ -62,9 +62,9 @@ Result<v1::Gang> Engine::add_gang_member(const Caller& c, const v1::AddGangMembe
     }
     if (Status s = validate_thread_glob(r.threads()); !s) return s;
     const glue::Kind k = glue_->kind();
-    if (k != glue::Kind::kCgroupV1 && k != glue::Kind::kFake) {
-      return precondition("--threads needs a freezer that takes single threads (the cgroup v1 freezer); this "
-                          "uschedd freezes gangs with " + glue_->freezer() +
+    if (k != glue::Kind::kCgroupV1 && k != glue::Kind::kCgroupV2 && k != glue::Kind::kFake) {
+      return precondition("--threads needs a freezer that takes single threads (cgroup v1, or cgroup v2 with "
+                          "threaded groups); this uschedd freezes gangs with " + glue_->freezer() +
                           ", which stops whole processes: add the whole process instead");
     }
   }

@@ -188,7 +188,11 @@ Result<v1::Gang> Gangs::add_member(const std::string& entity, const std::string&
     if (key.tid != 0) return invalid("a thread glob selects threads of a whole process: give a pid, not a tid");
     if (Status st = validate_thread_glob(threads); !st) return st;
     // The matching threads join one by one (refresh()); the process as a
-    // whole never does, so its other threads stay out of the group.
+    // whole never does, so its other threads stay out of the group. The
+    // freezer is made ready for them first (cgroup v2: a threaded subtree
+    // of the process's own), so that a process it cannot take is refused
+    // now, with the reason.
+    if (Status st = glue_.isolate_threads(entity, gang, key.pid); !st) return st;
     GangMember& m = g.members[key];
     m.start_time = start_time;
     m.glob = threads;
@@ -523,6 +527,11 @@ void Gangs::refresh(const std::string& entity, const std::string& name, Gang& g,
   }
   for (MemberKey k : gone) {
     spdlog::info("gang {}: pid {} tid {} exited; it leaves the gang", label(entity, name), k.pid, k.tid);
+    // Nothing of it is left to move, but what the glue made for it goes
+    // (cgroup v2: the process's own threaded subtree).
+    if (Status st = glue_.leave_gang(entity, name, k.pid, k.tid); !st) {
+      spdlog::warn("gang {}: after pid {} exited: {}", label(entity, name), k.pid, st.message());
+    }
     g.members.erase(k);
   }
   // One thread per vcpu over the gang's columns, round robin when there
@@ -665,10 +674,22 @@ void Gangs::replaced(MemberKey key) {
       // v2: the move into "<entity>/@members" took the process out of
       // "<entity>/gang:<G>"; back in (frozen with the gang if it is). The
       // v1 freezer is a hierarchy of its own: a cpuset move leaves it be.
-      // So does the systemd driver's move into a new scope.
+      // So does the systemd driver's move into a new scope. A glob
+      // member's threads go back one by one (the move put the whole
+      // process, its gang threads too, into "@members").
       if (glue_.kind() == glue::Kind::kCgroupV2 || glue_.kind() == glue::Kind::kSystemd) {
-        if (Status st = glue_.join_gang(en, name, key.pid, key.tid); !st) {
-          spdlog::warn("gang {}: pid {} back into the freezer group: {}", label(en, name), key.pid, st.message());
+        const GangMember& m = g.members.at(key);
+        std::vector<int> tids;
+        if (m.glob.empty()) {
+          tids.push_back(key.tid);
+        } else {
+          for (auto& [tid, t] : m.threads) tids.push_back(tid);
+        }
+        for (int tid : tids) {
+          if (Status st = glue_.join_gang(en, name, key.pid, tid); !st) {
+            spdlog::warn("gang {}: pid {} tid {} back into the freezer group: {}", label(en, name), key.pid, tid,
+                         st.message());
+          }
         }
       }
       for (auto& [tid, t] : g.members.at(key).threads) place_thread(en, *s, name, key, tid, t);

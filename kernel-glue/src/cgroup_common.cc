@@ -32,7 +32,9 @@ Result<TaskOrigin> capture_sched_and_unified(const ProcFs& proc, int pid, int ti
 
 Status move_ids(const std::string& from_file, const std::string& to_file) {
   auto ids = read_knob(from_file);
-  if (!ids) return ids.err() == ENOENT ? Status() : ids.status();
+  // A threaded group's cgroup.procs cannot be read (EOPNOTSUPP): its
+  // threads leave with their process, from the subtree's root.
+  if (!ids) return ids.err() == ENOENT || ids.err() == EOPNOTSUPP ? Status() : ids.status();
   std::istringstream in(ids.value());
   std::string id;
   while (in >> id) {

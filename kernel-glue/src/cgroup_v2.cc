@@ -3,7 +3,21 @@
 // that distributes controllers to children ("no internal processes"), and
 // entities have both members and child entities; '@' cannot appear in an
 // entity name, so the leaf never collides with a child.
+//
+// Gangs: "<entity>/gang:<G>" takes whole processes. A process some of
+// whose threads are gang members (a thread name glob) gets a group of its
+// own, "<entity>/@pid:<PID>", made the root of a threaded subtree: its
+// gang threads sit in the threaded child "@pid:<PID>/gang:<G>" (written to
+// cgroup.threads), the others in "@pid:<PID>" itself, never frozen. A
+// subtree of its own and not the process's current group, because only an
+// empty group can become threaded and a threaded subtree takes the threads
+// of its own processes only (cgroup-v2.rst, "Threads"). No controller is
+// enabled inside it: every thread stays under the cpuset and cpu weight of
+// "@pid:<PID>", a domain group beside "@members" with the entity's CPUs.
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <sstream>
 
 #include "freezer.h"
@@ -14,6 +28,8 @@ namespace usched::glue::detail {
 namespace {
 
 constexpr const char* kMembers = "@members";
+// "@pid:<PID>": a process's own threaded subtree (its gang threads).
+constexpr const char* kThreadRoot = "@pid:";
 
 bool has_word(const std::string& text, const std::string& word) {
   std::istringstream in(text);
@@ -32,29 +48,109 @@ class V2Glue final : public Glue {
   Result<CpuSet> online_cpus() override { return read_cpulist(o_.sys_root + "/devices/system/cpu/online"); }
 
   // Gang groups sit beside "@members" under the entity: moving a process
-  // there keeps it inside the entity's cpuset.
+  // there keeps it inside the entity's cpuset. A single thread goes to the
+  // gang's group in its process's threaded subtree (isolate_threads).
   Status join_gang(const std::string& entity, const std::string& gang, int pid, int tid) override {
     if (Status st = check_entity(entity); !st) return st;
+    if (tid != 0) {
+      // Only a process bound to this entity as a whole gets a threaded
+      // subtree here: a thread bound on its own leaves its process where
+      // it is, and moving the process would move its other threads too.
+      auto cg = read_proc_cgroup(proc_, pid, 0);
+      if (!cg) return cg.status();
+      const std::string where = unified_path(*cg);
+      if (where != members(entity) && where != thread_root(entity, pid)) {
+        return precondition("cgroup v2 takes single threads of pid " + std::to_string(pid) + " into gang " + gang +
+                            " only while the whole process is bound to " + entity + " (it is in " + where +
+                            "): bind it, or add its threads with --threads");
+      }
+      if (Status st = isolate_threads(entity, gang, pid); !st) return st;
+      const std::string dir = thread_root(entity, pid) + "/" + gang_dir_name(gang);
+      return write_knob(dir + "/cgroup.threads", std::to_string(tid));
+    }
     const std::string dir = gang_dir(entity, gang);
     if (auto st = make_dir(dir); !st) return st;
-    // Single threads need a threaded subtree (cgroup.threads): whole
-    // processes only here.
-    if (tid != 0 && tid != pid) {
-      return invalid("cgroup v2 freezes whole processes: add pid " + std::to_string(pid) + ", not thread " +
-                     std::to_string(tid) + ", to gang " + gang);
-    }
     return write_knob(dir + "/cgroup.procs", std::to_string(pid));
   }
-  Status leave_gang(const std::string& entity, const std::string&, int pid, int) override {
-    auto st = write_knob(top_ + "/" + entity + "/" + kMembers + "/cgroup.procs", std::to_string(pid));
-    if (st.err() == ESRCH) return {};
-    return st;
-  }
-  Status freeze_gang(const std::string& entity, const std::string& gang, bool frozen) override {
-    if (frozen) {
-      if (Status st = evict_kernel_threads(entity, gang); !st) return st;
+  Status leave_gang(const std::string& entity, const std::string&, int pid, int tid) override {
+    if (Status st = check_entity(entity); !st) return st;
+    const std::string root = thread_root(entity, pid);
+    if (tid != 0) {
+      // Back to the process's thread root, unless the thread is not in its
+      // threaded subtree (then it is in no gang group of ours either).
+      auto cg = read_proc_cgroup(proc_, pid, tid);
+      if (!cg) return cg.status().code() == Code::kNotFound ? Status() : cg.status();
+      const std::string where = unified_path(*cg);
+      if (where.rfind(root + "/", 0) != 0) return {};
+      auto st = write_knob(root + "/cgroup.threads", std::to_string(tid));
+      if (st.err() == ESRCH) return {};
+      return st;
     }
-    return cgroup_freeze(gang_dir(entity, gang), true, frozen, settle_);
+    auto st = write_knob(members(entity) + "/cgroup.procs", std::to_string(pid));
+    if (!st && st.err() != ESRCH) return st;
+    return remove_thread_root(root);
+  }
+
+  // The process's own threaded subtree in the entity, with the gang's
+  // threaded group in it, and the process moved in (from "@members", or
+  // from wherever it is: it is bound to this entity). Idempotent. When the
+  // kernel refuses any step, what this call made is removed again and the
+  // error says which step and why.
+  Status isolate_threads(const std::string& entity, const std::string& gang, int pid) override {
+    if (Status st = check_entity(entity); !st) return st;
+    const std::string root = thread_root(entity, pid);
+    const std::string dir = root + "/" + gang_dir_name(gang);
+    const bool had_root = knob_exists(root), had_dir = knob_exists(dir);
+    auto undo = [&] {
+      if (!had_dir) (void)remove_dir(dir);
+      if (!had_root) (void)remove_dir(root);
+    };
+    auto refused = [&](const std::string& step, const Status& why) {
+      undo();
+      std::string hint;
+      if (why.message().find("EOPNOTSUPP") != std::string::npos) {
+        hint = "; the kernel makes a group threaded only when it is empty, its parent is a domain group "
+               "without domain controllers (memory, io, pids) enabled, and the process's threads are all "
+               "inside one threaded subtree";
+      }
+      return Status(why.code() == Code::kInternal ? Code::kFailedPrecondition : why.code(),
+                    "cannot give pid " + std::to_string(pid) + " a threaded cgroup of its own in " + entity + " (" +
+                        step + "): " + why.message() + hint + "; nothing was changed");
+    };
+    auto cg = read_proc_cgroup(proc_, pid, 0);
+    if (!cg) return cg.status();
+    if (auto st = make_dir(root); !st) return refused("making " + root, st);
+    if (auto st = make_dir(dir); !st) return refused("making " + dir, st);
+    auto type = read_knob_trimmed(dir + "/cgroup.type");
+    if (!type) return refused("reading its type", type.status());
+    if (type.value() != "threaded") {
+      if (auto st = write_knob(dir + "/cgroup.type", "threaded"); !st) return refused("making the gang's group threaded", st);
+    }
+    if (unified_path(*cg) == root) return {};
+    // Attaching a process to another cpuset (cpuset_attach) resets every
+    // thread's affinity to that cpuset's CPUs; the move changes nothing
+    // else, so each thread gets back what it had.
+    std::map<int, CpuSet> had;
+    (void)for_each_thread(proc_, pid, 0, [&](int t) -> KnobStatus {
+      auto a = get_affinity(t);
+      if (a) had[t] = a.value();
+      return {};
+    });
+    if (auto st = write_knob(root + "/cgroup.procs", std::to_string(pid)); !st) {
+      return refused("moving the process into " + root, st);
+    }
+    for (const auto& [t, cpus] : had) (void)set_affinity(t, cpus);
+    return {};
+  }
+
+  Status freeze_gang(const std::string& entity, const std::string& gang, bool frozen) override {
+    std::vector<std::string> dirs = gang_dirs(entity, gang);
+    if (frozen) {
+      for (const std::string& d : dirs)
+        if (Status st = evict_kernel_threads(entity, gang, d); !st) return st;
+    }
+    if (dirs.empty()) return {};  // no member has joined yet: nothing to stop
+    return cgroup_freeze(dirs, true, frozen, settle_);
   }
   // KVM starts kernel threads (kvm-pit/PID, kvm-nx-lpage-recovery-PID) in
   // the cgroups of the VM process that creates the VM
@@ -66,9 +162,12 @@ class V2Glue final : public Glue {
   // group go to the entity's "@members" (placed, never frozen, as they are
   // not the gang's work). One that cannot be moved fails the freeze at once,
   // naming it, with the gang thawed: no wait, no half-frozen gang.
-  Status evict_kernel_threads(const std::string& entity, const std::string& gang) {
-    const std::string dir = gang_dir(entity, gang);
-    auto procs = read_knob(dir + "/cgroup.procs");
+  // In a threaded group (a process's gang threads) cgroup.procs cannot be
+  // read; its cgroup.threads lists the tasks, a kernel thread among them as
+  // its own pid.
+  Status evict_kernel_threads(const std::string& entity, const std::string& gang, const std::string& dir) {
+    const bool threaded = dir != gang_dir(entity, gang);
+    auto procs = read_knob(dir + (threaded ? "/cgroup.threads" : "/cgroup.procs"));
     if (!procs) return procs.status();
     std::istringstream in(procs.value());
     int pid = 0;
@@ -86,11 +185,25 @@ class V2Glue final : public Glue {
     return {};
   }
   Status remove_gang(const std::string& entity, const std::string& gang) override {
+    // Processes with gang threads go back to "@members" whole, and their
+    // threaded subtrees go, unless another gang still holds a thread there.
+    for (const std::string& root : thread_roots(entity)) {
+      const std::string d = root + "/" + gang_dir_name(gang);
+      if (!knob_exists(d)) continue;
+      if (Status st = cgroup_freeze(d, true, false, settle_); !st) return st;
+      if (subdirs_deepest_first(root).size() > 1) {
+        auto st = move_ids(d + "/cgroup.threads", root + "/cgroup.threads");
+        if (st) st = remove_dir(d);
+        if (!st) return st;
+        continue;
+      }
+      if (Status st = move_ids(root + "/cgroup.procs", members(entity) + "/cgroup.procs"); !st) return st;
+      if (Status st = remove_thread_root(root); !st) return st;
+    }
     const std::string dir = gang_dir(entity, gang);
     if (!knob_exists(dir)) return {};
     if (Status st = cgroup_freeze(dir, true, false, settle_); !st) return st;
-    const std::string members = top_ + "/" + entity + "/" + kMembers;
-    if (Status st = move_ids(dir + "/cgroup.procs", members + "/cgroup.procs"); !st) return st;
+    if (Status st = move_ids(dir + "/cgroup.procs", members(entity) + "/cgroup.procs"); !st) return st;
     return remove_dir(dir);
   }
   Status thaw_all() override { return cgroup_thaw_tree(top_, true, settle_); }
@@ -111,6 +224,13 @@ class V2Glue final : public Glue {
     if (has_freeze && fr.value() == "1")
       if (auto st = write_knob(top_ + "/cgroup.freeze", "0"); !st) return st;
     if (Status st = cgroup_thaw_tree(top_, true, settle_); !st) return st;
+    // A process's threaded subtree whose process is gone (it exited while
+    // no uschedd ran) goes; one still populated is adopted with its gang.
+    for (const std::string& d : subdirs_deepest_first(top_)) {
+      if (!is_thread_root(d)) continue;
+      auto ev = read_knob(d + "/cgroup.events");
+      if (ev && ev.value().find("populated 0") != std::string::npos) (void)remove_thread_root(d);
+    }
     return {};
   }
 
@@ -171,16 +291,27 @@ class V2Glue final : public Glue {
   Status prune_groups(const std::set<std::string>& keep) override {
     Status first;
     for (const std::string& d : subdirs_deepest_first(top_)) {
-      // An entity's own leaves ("@members", "gang:G") go with it.
+      // A threaded group goes with its thread root, which its process
+      // must leave first.
+      if (is_thread_root(d.substr(0, d.rfind('/')))) continue;
+      // An entity's own leaves ("@members", "gang:G", "@pid:N" and its
+      // "gang:G") go with it.
       std::string entity = d.substr(top_.size() + 1);
-      const auto slash = entity.rfind('/');
-      const std::string last = slash == std::string::npos ? entity : entity.substr(slash + 1);
-      if (last == kMembers || last.rfind("gang:", 0) == 0) entity = slash == std::string::npos ? "" : entity.substr(0, slash);
+      for (;;) {
+        const auto slash = entity.rfind('/');
+        const std::string last = slash == std::string::npos ? entity : entity.substr(slash + 1);
+        if (last[0] != '@' && last.rfind("gang:", 0) != 0) break;
+        entity = slash == std::string::npos ? "" : entity.substr(0, slash);
+      }
       if (entity.empty() || keep.count(entity)) continue;
       const std::string parent = parent_entity(entity);
       const std::string to = parent.empty() ? root_ + "/cgroup.procs" : members(parent) + "/cgroup.procs";
-      Status st = cgroup_freeze(d, true, false, settle_);  // a frozen task must not leave frozen
+      Status st = cgroup_thaw_tree(d, true, settle_);  // a frozen task must not leave frozen
+      // A process leaves its threaded subtree whole, before the subtree's
+      // threaded groups (which list no processes) are removed.
       if (st) st = move_ids(d + "/cgroup.procs", to);
+      for (const std::string& sub : subdirs_deepest_first(d))
+        if (st) st = remove_dir(sub);
       if (st) st = remove_dir(d);
       if (!st && first) first = st;  // keep going: remove as much as we can
     }
@@ -199,7 +330,14 @@ class V2Glue final : public Glue {
     if (tid != 0) return {};
     // Realtime members use the same directory: v2 has no per-group RT
     // runtime unless CONFIG_RT_GROUP_SCHED, which v2 setups leave off.
-    if (auto st = write_knob(members(entity) + "/cgroup.procs", std::to_string(pid)); !st) return st;
+    // A process in its own threaded subtree in this entity (gang threads)
+    // is in the entity already; a move to "@members" would take its
+    // threads out of their gang.
+    auto cg = read_proc_cgroup(proc_, pid, 0);
+    if (!cg) return cg.status();
+    if (unified_path(*cg) != thread_root(entity, pid)) {
+      if (auto st = write_knob(members(entity) + "/cgroup.procs", std::to_string(pid)); !st) return st;
+    }
     // cpuset_attach reset every thread's affinity to the cgroup's CPUs.
     return for_each_thread(proc_, pid, 0, [&](int t) { return set_affinity(t, s.cpus); });
   }
@@ -213,8 +351,12 @@ class V2Glue final : public Glue {
       const std::string id = std::to_string(pid);
       auto st = write_knob(dir + "/cgroup.procs", id);
       if (st.err() == ENOENT) st = write_knob(root_ + "/cgroup.procs", id);  // the old group is gone
-      if (st.err() == ESRCH) return {};                                       // the task has exited
-      if (!st) return st;
+      if (!st && st.err() != ESRCH) return st;  // ESRCH: the task has exited
+      // Its threaded subtree, if it had one, is empty now.
+      for (const std::string& d : subdirs_deepest_first(top_))
+        if (d.size() > top_.size() && d.substr(d.rfind('/') + 1) == kThreadRoot + std::to_string(pid))
+          if (Status rs = remove_thread_root(d); !rs) return rs;
+      if (st.err() == ESRCH) return {};
     }
     return restore_sched(proc_, pid, tid, o);
   }
@@ -224,6 +366,13 @@ class V2Glue final : public Glue {
     auto dirs = subdirs_deepest_first(top_);
     dirs.push_back(top_);
     Status first;
+    // Processes leave their threaded subtrees whole first: the threaded
+    // groups below list no processes and empty only then.
+    for (const std::string& d : dirs) {
+      if (!is_thread_root(d)) continue;
+      Status st = move_ids(d + "/cgroup.procs", root_ + "/cgroup.procs");
+      if (!st && first) first = st;
+    }
     for (const std::string& d : dirs) {
       Status st = move_ids(d + "/cgroup.procs", root_ + "/cgroup.procs");
       if (st) st = remove_dir(d);
@@ -234,6 +383,49 @@ class V2Glue final : public Glue {
 
  private:
   std::string members(const std::string& entity) const { return top_ + "/" + entity + "/" + kMembers; }
+  std::string thread_root(const std::string& entity, int pid) const {
+    return top_ + "/" + entity + "/" + kThreadRoot + std::to_string(pid);
+  }
+  static bool is_thread_root(const std::string& dir) {
+    return dir.compare(dir.rfind('/') + 1, std::strlen(kThreadRoot), kThreadRoot) == 0;
+  }
+  // The processes' threaded subtrees in the entity.
+  // Read at every freeze: the entity's own directory only, not below.
+  std::vector<std::string> thread_roots(const std::string& entity) const {
+    namespace fs = std::filesystem;
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (fs::directory_iterator it(top_ + "/" + entity, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string d = it->path().string();
+      if (is_thread_root(d) && it->is_directory(ec)) out.push_back(d);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  // Every group that holds the gang's tasks: its own, for whole processes,
+  // and its group in each process's threaded subtree.
+  std::vector<std::string> gang_dirs(const std::string& entity, const std::string& gang) const {
+    std::vector<std::string> out;
+    if (knob_exists(gang_dir(entity, gang))) out.push_back(gang_dir(entity, gang));
+    for (const std::string& r : thread_roots(entity))
+      if (knob_exists(r + "/" + gang_dir_name(gang))) out.push_back(r + "/" + gang_dir_name(gang));
+    return out;
+  }
+  // Thaws and removes a threaded subtree its process has left (or is
+  // leaving by exiting); one still holding threads stays (EBUSY).
+  Status remove_thread_root(const std::string& root) {
+    if (!knob_exists(root)) return {};
+    if (Status st = cgroup_thaw_tree(root, true, settle_); !st) return st;
+    for (const std::string& d : subdirs_deepest_first(root))
+      if (auto st = remove_dir(d); !st) return st;
+    return remove_dir(root);
+  }
+  // The absolute directory of the "0::" line of /proc/PID/cgroup.
+  std::string unified_path(const std::map<std::string, std::string>& cg) const {
+    auto it = cg.find("unified");
+    if (it == cg.end()) return "";
+    return it->second == "/" ? root_ : root_ + it->second;
+  }
 
   // "+cpuset +cpu" in dir's subtree_control, for those of the two that dir
   // has (cgroup.controllers) and has not enabled yet.

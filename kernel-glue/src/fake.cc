@@ -93,6 +93,10 @@ class FakeGlue final : public Glue {
     if (Status st = check_entity(e); !st) return st;
     return op("join_gang", e + "/" + g + " " + ids(pid, tid));
   }
+  Status isolate_threads(const std::string& e, const std::string& g, int pid) override {
+    if (Status st = check_entity(e); !st) return st;
+    return op("isolate_threads", e + "/" + g + " " + ids(pid, 0));
+  }
   Status leave_gang(const std::string& e, const std::string& g, int pid, int tid) override {
     return op("leave_gang", e + "/" + g + " " + ids(pid, tid));
   }

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <sstream>
+#include <vector>
 
 namespace usched::glue::detail {
 namespace {
@@ -42,11 +43,8 @@ bool events_frozen(const std::string& text, bool want) {
   return false;
 }
 
-// Writes the state and polls until the kernel reports it, or kSettle passes.
-KnobResult<bool> set_and_wait(const std::string& dir, bool v2, bool frozen, std::chrono::milliseconds settle) {
-  const std::string knob = dir + (v2 ? "/cgroup.freeze" : "/freezer.state");
-  const std::string value = v2 ? (frozen ? "1" : "0") : (frozen ? "FROZEN" : "THAWED");
-  if (auto st = write_knob(knob, value); !st) return st.error();
+// Polls until the kernel reports the state asked for, or `settle` passes.
+KnobResult<bool> wait_settled(const std::string& dir, bool v2, bool frozen, std::chrono::milliseconds settle) {
   const auto until = Clock::now() + settle;
   for (;;) {
     if (v2) {
@@ -54,9 +52,9 @@ KnobResult<bool> set_and_wait(const std::string& dir, bool v2, bool frozen, std:
       if (!ev) return ev.error();
       if (events_frozen(ev.value(), frozen)) return true;
     } else {
-      auto s = read_knob_trimmed(knob);  // reading FREEZING re-checks the tasks (update_if_frozen)
+      auto s = read_knob_trimmed(dir + "/freezer.state");  // reading FREEZING re-checks the tasks (update_if_frozen)
       if (!s) return s.error();
-      if (s.value() == value) return true;
+      if (s.value() == (frozen ? "FROZEN" : "THAWED")) return true;
     }
     if (Clock::now() > until) return false;
     pause_briefly();
@@ -77,16 +75,41 @@ std::chrono::milliseconds freeze_settle(const ProcFs& proc, int override_ms) {
 }
 
 Status cgroup_freeze(const std::string& dir, bool v2, bool frozen, std::chrono::milliseconds settle) {
+  return cgroup_freeze(std::vector<std::string>{dir}, v2, frozen, settle);
+}
+
+Status cgroup_freeze(const std::vector<std::string>& dirs, bool v2, bool frozen, std::chrono::milliseconds settle) {
+  // Every group is asked first and confirmed after, so that a gang in
+  // several groups (v2: one per process whose threads are members) stops
+  // at once rather than group after group.
+  auto set_all = [&](bool want) -> KnobResult<std::string> {
+    for (const std::string& d : dirs) {
+      const std::string knob = d + (v2 ? "/cgroup.freeze" : "/freezer.state");
+      if (auto st = write_knob(knob, v2 ? (want ? "1" : "0") : (want ? "FROZEN" : "THAWED")); !st) return st.error();
+    }
+    std::string stuck;
+    for (const std::string& d : dirs) {
+      auto ok = wait_settled(d, v2, want, settle);
+      if (!ok) return ok.error();
+      if (!ok.value() && stuck.empty()) stuck = d;
+    }
+    return stuck;
+  };
+  std::string stuck;
   for (int attempt = 0; attempt < kRetries; ++attempt) {
-    auto ok = set_and_wait(dir, v2, frozen, settle);
-    if (!ok) return ok.status();
-    if (ok.value()) return {};
+    auto r = set_all(frozen);
+    if (!r) {
+      if (frozen) (void)set_all(false);  // never leave part of the gang frozen
+      return r.status();
+    }
+    stuck = r.value();
+    if (stuck.empty()) return {};
     if (!frozen) break;
     // Stuck in FREEZING (v1 races exec, or a task in D state): thaw, retry.
-    (void)set_and_wait(dir, v2, false, settle);
+    (void)set_all(false);
   }
-  if (frozen) (void)set_and_wait(dir, v2, false, settle);  // never leave it half frozen
-  return Status(Code::kUnavailable, std::string(frozen ? "freeze" : "thaw") + " of " + dir + " did not settle within " +
+  if (frozen) (void)set_all(false);  // never leave it half frozen
+  return Status(Code::kUnavailable, std::string(frozen ? "freeze" : "thaw") + " of " + stuck + " did not settle within " +
                                         std::to_string(settle.count()) + " ms after " + std::to_string(kRetries) +
                                         " tries; the gang is left thawed");
 }

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "internal.h"
 
@@ -18,6 +19,9 @@ std::chrono::milliseconds freeze_settle(const ProcFs& proc, int override_ms);
 // `settle`; a freeze that does not settle is thawed and retried, then left
 // thawed.
 Status cgroup_freeze(const std::string& dir, bool v2, bool frozen, std::chrono::milliseconds settle);
+// The same for a gang that spans several groups: all are asked, then all
+// confirmed; when one does not settle, every one of them is left thawed.
+Status cgroup_freeze(const std::vector<std::string>& dirs, bool v2, bool frozen, std::chrono::milliseconds settle);
 // Thaws top and every group below it that is not thawed.
 Status cgroup_thaw_tree(const std::string& top, bool v2, std::chrono::milliseconds settle);
 // SIGSTOP/SIGCONT of whole processes; a stop is confirmed by state T.

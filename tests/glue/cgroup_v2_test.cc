@@ -171,9 +171,6 @@ TEST_F(V2Test, AGangIsAGroupBesideTheMembersLeafAndTakesWholeProcesses) {
   testing::TraceRecorder rec(o.cgroup_root);
   ASSERT_TRUE(g->join_gang("vm", "g", 1234, 0).is_ok());
   EXPECT_EQ(get(top + "/vm/gang:g/cgroup.procs"), "1234");
-  auto st = g->join_gang("vm", "g", 1234, 1240);
-  ASSERT_FALSE(st.is_ok());
-  EXPECT_EQ(st.message(), "cgroup v2 freezes whole processes: add pid 1234, not thread 1240, to gang g");
   EXPECT_EQ(g->freezer(), "cgroup-v2 cgroup.freeze");
 }
 
@@ -274,6 +271,234 @@ TEST_F(V2Test, RemovingAGangThawsItAndReturnsItsProcessesToTheMembersLeaf) {
   EXPECT_LT(rec.index_of("write usched/vm/gang:g/cgroup.freeze=0"),
             rec.index_of("write usched/vm/@members/cgroup.procs=1234"));
   EXPECT_FALSE(testing::exists(dir));
+}
+
+// ---- gang threads: a threaded subtree of the process's own ----
+
+// The kernel's view of a process with threads: /proc/PID/cgroup and each
+// /proc/PID/task/TID/cgroup ("0::PATH" relative to the mount). No
+// task/TID/stat: the glue's affinity calls never reach a real task.
+void fake_cgroup(const std::string& proc, int pid, int tid, const std::string& path) {
+  const std::string d = proc + "/" + std::to_string(pid) + (tid ? "/task/" + std::to_string(tid) : "");
+  put(d + "/cgroup", "0::" + path + "\n");
+}
+
+class V2ThreadsTest : public V2Test {
+ protected:
+  void SetUp() override {
+    V2Test::SetUp();
+    o.proc_root = proc = t / "proc";
+    auto r = make_glue(o);
+    ASSERT_TRUE(r.is_ok());
+    g = std::move(r.value());
+    group("vm");
+    fake_cgroup(proc, 1234, 0, "/usched/vm/@members");
+  }
+  // The process's thread root and its gang group as the kernel makes them
+  // (a new group is a domain until it is made threaded).
+  void thread_files(const std::string& type = "domain") {
+    const std::string r = top + "/vm/@pid:1234";
+    put(r + "/cgroup.procs", "");
+    put(r + "/cgroup.threads", "");
+    put(r + "/cgroup.freeze", "0\n");
+    put(r + "/cgroup.events", "populated 1\nfrozen 0\n");
+    put(r + "/gang:g/cgroup.type", type + "\n");
+    put(r + "/gang:g/cgroup.threads", "");
+    put(r + "/gang:g/cgroup.freeze", "0\n");
+    put(r + "/gang:g/cgroup.events", "populated 1\nfrozen 1\n");
+  }
+  std::string proc;
+  const std::string root_dir = "usched/vm/@pid:1234";
+};
+
+// Matching threads sit in "@pid:PID/gang:G" (threaded), the process and its
+// other threads in "@pid:PID"; the freeze writes the gang's threaded group
+// only, never the thread root.
+TEST_F(V2ThreadsTest, GangThreadsGetAThreadedGroupInASubtreeOfTheirProcessAndOnlyItFreezes) {
+  thread_files();
+  testing::TraceRecorder rec(o.cgroup_root);
+  auto st = g->isolate_threads("vm", "g", 1234);
+  ASSERT_TRUE(st.is_ok()) << st.message();
+  fake_cgroup(proc, 1234, 0, "/usched/vm/@pid:1234");  // where the kernel has moved it
+  ASSERT_TRUE(g->join_gang("vm", "g", 1234, 1240).is_ok());
+  ASSERT_TRUE(g->join_gang("vm", "g", 1234, 1241).is_ok());
+  EXPECT_EQ(rec.writes(), (std::vector<std::string>{
+                              "write " + root_dir + "/gang:g/cgroup.type=threaded",
+                              "write " + root_dir + "/cgroup.procs=1234",
+                              "write " + root_dir + "/gang:g/cgroup.threads=1240",
+                              "write " + root_dir + "/gang:g/cgroup.threads=1241",
+                          }));
+  rec.lines.clear();
+  ASSERT_TRUE(g->freeze_gang("vm", "g", true).is_ok());
+  EXPECT_EQ(rec.writes(), std::vector<std::string>{"write " + root_dir + "/gang:g/cgroup.freeze=1"});
+  EXPECT_EQ(get(top + "/vm/@pid:1234/cgroup.freeze"), "0\n");
+  EXPECT_FALSE(testing::exists(top + "/vm/gang:g"));
+}
+
+// Once the process is in its thread root, joining again moves nothing but
+// the thread; a group already threaded is not written again.
+TEST_F(V2ThreadsTest, IsolatingAProcessAlreadyInItsSubtreeMovesNothing) {
+  thread_files("threaded");
+  fake_cgroup(proc, 1234, 0, "/usched/vm/@pid:1234");
+  testing::TraceRecorder rec(o.cgroup_root);
+  ASSERT_TRUE(g->isolate_threads("vm", "g", 1234).is_ok());
+  ASSERT_TRUE(g->join_gang("vm", "g", 1234, 1240).is_ok());
+  EXPECT_EQ(rec.writes(), std::vector<std::string>{"write " + root_dir + "/gang:g/cgroup.threads=1240"});
+}
+
+// A thread that stops matching (or that a gang thread made) goes back to
+// the thread root; a thread outside the subtree is left where it is; the
+// process leaving the gang leaves its subtree whole, which is removed.
+TEST_F(V2ThreadsTest, ThreadsLeaveForTheirThreadRootAndTheProcessLeavesItsSubtreeWhole) {
+  thread_files("threaded");
+  fake_cgroup(proc, 1234, 1241, "/usched/vm/@pid:1234/gang:g");
+  fake_cgroup(proc, 1234, 1242, "/usched/vm/@pid:1234");
+  fake_cgroup(proc, 1234, 1243, "/usched/vm/@members");
+  testing::TraceRecorder rec(o.cgroup_root);
+  rec.cgroupfs_rmdir = true;
+  ASSERT_TRUE(g->leave_gang("vm", "g", 1234, 1241).is_ok());
+  ASSERT_TRUE(g->leave_gang("vm", "g", 1234, 1242).is_ok());
+  ASSERT_TRUE(g->leave_gang("vm", "g", 1234, 1243).is_ok());
+  ASSERT_TRUE(g->leave_gang("vm", "g", 1234, 1299).is_ok()) << "a thread that exited is not an error";
+  EXPECT_EQ(rec.writes(), std::vector<std::string>{"write " + root_dir + "/cgroup.threads=1241"});
+  rec.lines.clear();
+  ASSERT_TRUE(g->leave_gang("vm", "g", 1234, 0).is_ok());
+  EXPECT_EQ(rec.lines, (std::vector<std::string>{
+                           "write usched/vm/@members/cgroup.procs=1234",
+                           "rmdir " + root_dir + "/gang:g",
+                           "rmdir " + root_dir,
+                       }));
+  EXPECT_FALSE(testing::exists(top + "/vm/@pid:1234"));
+}
+
+// The kernel refuses to make the gang's group threaded (here: no
+// cgroup.type, as on a kernel without thread mode): the error names the
+// step and the knob, and the groups this call made are gone again.
+TEST_F(V2ThreadsTest, AProcessTheKernelWillNotThreadIsRefusedNamingWhyAndNothingChanges) {
+  testing::TraceRecorder rec(o.cgroup_root);
+  auto st = g->isolate_threads("vm", "g", 1234);
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_EQ(st.code(), Code::kNotFound);
+  EXPECT_NE(st.message().find("cannot give pid 1234 a threaded cgroup of its own in vm (reading its type)"),
+            std::string::npos)
+      << st.message();
+  EXPECT_NE(st.message().find(top + "/vm/@pid:1234/gang:g/cgroup.type"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("nothing was changed"), std::string::npos) << st.message();
+  EXPECT_TRUE(rec.writes().empty());
+  EXPECT_FALSE(testing::exists(top + "/vm/@pid:1234"));
+  EXPECT_EQ(get(top + "/vm/@members/cgroup.procs"), "");
+}
+
+// A thread bound on its own, of a process that is not bound to the entity
+// as a whole, is refused: giving it a threaded group would move the whole
+// process, its other threads too.
+TEST_F(V2ThreadsTest, ASingleThreadOfAProcessBoundElsewhereIsRefusedNamingWhereItIs) {
+  fake_cgroup(proc, 1234, 0, "/system.slice/qemu.service");
+  testing::TraceRecorder rec(o.cgroup_root);
+  auto st = g->join_gang("vm", "g", 1234, 1240);
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_EQ(st.code(), Code::kFailedPrecondition);
+  EXPECT_NE(st.message().find("only while the whole process is bound to vm (it is in " + root +
+                              "/system.slice/qemu.service)"),
+            std::string::npos)
+      << st.message();
+  EXPECT_TRUE(rec.lines.empty());
+}
+
+// KVM's kernel threads started from a vCPU thread land in its threaded
+// group, listed in cgroup.threads (cgroup.procs cannot be read there): they
+// go to the members leaf before the freeze, as from a whole-process gang.
+TEST_F(V2ThreadsTest, AFreezeMovesKernelThreadsOutOfAThreadedGangGroupFirst) {
+  thread_files("threaded");
+  fake_task(proc, 1240, "CPU 0/KVM", 0x00400040, 1);
+  fake_task(proc, 1250, "kvm-nx-lpage-re", 0x00208040, 2);
+  put(top + "/vm/@pid:1234/gang:g/cgroup.threads", "1240\n1250\n");
+  testing::TraceRecorder rec(o.cgroup_root);
+  ASSERT_TRUE(g->freeze_gang("vm", "g", true).is_ok());
+  EXPECT_EQ(rec.writes(), (std::vector<std::string>{
+                              "write usched/vm/@members/cgroup.procs=1250",
+                              "write " + root_dir + "/gang:g/cgroup.freeze=1",
+                          }));
+}
+
+// A gang of whole processes and of threads freezes all its groups, asked
+// together; one that does not settle leaves all of them thawed.
+TEST_F(V2ThreadsTest, AGangInSeveralGroupsFreezesAllOrLeavesAllThawed) {
+  thread_files("threaded");
+  gang_files(top + "/vm/gang:g", true);
+  testing::TraceRecorder rec(o.cgroup_root);
+  ASSERT_TRUE(g->freeze_gang("vm", "g", true).is_ok());
+  EXPECT_EQ(rec.writes(), (std::vector<std::string>{
+                              "write usched/vm/gang:g/cgroup.freeze=1",
+                              "write " + root_dir + "/gang:g/cgroup.freeze=1",
+                          }));
+  put(top + "/vm/@pid:1234/gang:g/cgroup.events", "populated 1\nfrozen 0\n");
+  auto st = g->freeze_gang("vm", "g", true);
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_NE(st.message().find("freeze of " + top + "/vm/@pid:1234/gang:g did not settle"), std::string::npos)
+      << st.message();
+  EXPECT_EQ(get(top + "/vm/gang:g/cgroup.freeze"), "0");
+  EXPECT_EQ(get(top + "/vm/@pid:1234/gang:g/cgroup.freeze"), "0");
+}
+
+// Removing the gang thaws its threaded group, returns the process whole to
+// the members leaf and removes its subtree.
+TEST_F(V2ThreadsTest, RemovingTheGangReturnsTheProcessToTheMembersLeafAndRemovesItsSubtree) {
+  thread_files("threaded");
+  put(top + "/vm/@pid:1234/cgroup.procs", "1234\n");
+  put(top + "/vm/@pid:1234/gang:g/cgroup.freeze", "1\n");
+  put(top + "/vm/@pid:1234/gang:g/cgroup.events", "populated 1\nfrozen 0\n");
+  testing::TraceRecorder rec(o.cgroup_root);
+  rec.cgroupfs_rmdir = true;
+  auto st = g->remove_gang("vm", "g");
+  ASSERT_TRUE(st.is_ok()) << st.message();
+  EXPECT_EQ(get(top + "/vm/@members/cgroup.procs"), "1234");
+  EXPECT_LT(rec.index_of("write " + root_dir + "/gang:g/cgroup.freeze=0"),
+            rec.index_of("write usched/vm/@members/cgroup.procs=1234"));
+  EXPECT_FALSE(testing::exists(top + "/vm/@pid:1234"));
+}
+
+// thaw_all (every stop path, and the guardian's walk) reaches the threaded
+// groups; start-up removes a subtree whose process is gone and keeps one
+// still populated, to be adopted.
+TEST_F(V2ThreadsTest, ThawAllReachesThreadedGroupsAndSetupDropsOnlyEmptySubtrees) {
+  thread_files("threaded");
+  put(top + "/vm/@pid:1234/gang:g/cgroup.freeze", "1\n");
+  put(top + "/vm/@pid:1234/gang:g/cgroup.events", "populated 1\nfrozen 0\n");
+  ASSERT_TRUE(g->thaw_all().is_ok());
+  EXPECT_EQ(get(top + "/vm/@pid:1234/gang:g/cgroup.freeze"), "0");
+
+  put(top + "/vm/@pid:1235/cgroup.events", "populated 0\nfrozen 0\n");
+  put(top + "/vm/@pid:1235/gang:g/cgroup.freeze", "0\n");
+  testing::TraceRecorder rec(o.cgroup_root);
+  rec.cgroupfs_rmdir = true;
+  ASSERT_TRUE(g->setup().is_ok());
+  EXPECT_FALSE(testing::exists(top + "/vm/@pid:1235"));
+  EXPECT_TRUE(testing::exists(top + "/vm/@pid:1234/gang:g"));
+}
+
+// Pruning an entity and tearing down move the process out of its subtree
+// first, whole (its threaded groups list no processes), then remove the
+// threaded groups and the root.
+TEST_F(V2ThreadsTest, PruneAndTeardownEmptyAThreadRootBeforeItsThreadedGroups) {
+  thread_files("threaded");
+  put(top + "/vm/@pid:1234/cgroup.procs", "1234\n");
+  {
+    testing::TraceRecorder rec(o.cgroup_root);
+    rec.cgroupfs_rmdir = true;
+    ASSERT_TRUE(g->teardown().is_ok());
+    EXPECT_LT(rec.index_of("write cgroup.procs=1234"), rec.index_of("rmdir " + root_dir + "/gang:g"));
+    EXPECT_LT(rec.index_of("rmdir " + root_dir + "/gang:g"), rec.index_of("rmdir " + root_dir));
+    EXPECT_FALSE(testing::exists(top));
+  }
+  group("vm");
+  thread_files("threaded");
+  put(top + "/vm/@pid:1234/cgroup.procs", "1234\n");
+  testing::TraceRecorder rec(o.cgroup_root);
+  rec.cgroupfs_rmdir = true;
+  ASSERT_TRUE(g->prune_groups({}).is_ok());
+  EXPECT_LT(rec.index_of("write cgroup.procs=1234"), rec.index_of("rmdir " + root_dir + "/gang:g"));
+  EXPECT_FALSE(testing::exists(top + "/vm/@pid:1234"));
 }
 
 }  // namespace

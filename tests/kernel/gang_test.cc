@@ -36,15 +36,7 @@ using ::testing::Not;
 // how gangs share the CPUs with each other, not how they fare against
 // SCHED_OTHER load.
 
-std::string missing() {
-  if (::geteuid() != 0) return "gang kernel tests need root";
-  if (!kV2 && !fs::exists(kFreezer + "/tasks")) return "no cgroup v1 freezer at " + kFreezer;
-  if (!fs::exists("/proc/self/schedstat")) return "no /proc/PID/schedstat (CONFIG_SCHED_INFO)";
-  if (std::thread::hardware_concurrency() < 2) return "gangs of two need two CPUs";
-  return "";
-}
-
-#define REQUIRE_GANG_KERNEL() USCHED_SKIP_OR_FAIL_IF(missing())
+#define REQUIRE_GANG_KERNEL() USCHED_SKIP_OR_FAIL_IF(gang_kernel_missing())
 
 class GangKernel : public GangDaemonTest {
  protected:

@@ -5,11 +5,13 @@
 // cpu weights) needs controllers and is tested against a fake cgroupfs
 // (tests/glue/cgroup_v2_test.cc).
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "support/kernel.h"
@@ -146,6 +148,111 @@ TEST_F(V2Freezer, AMemberKilledWhileFrozenDoesNotKeepTheGangFromThawing) {
   ASSERT_TRUE(glue_->freeze_gang("vm", "g", false).is_ok());
   EXPECT_EQ(frozen_line(gang_dir()), "frozen 0");
   EXPECT_GT(ran_during(b, 200ms), 20'000'000);
+}
+
+// A process with two spinning threads: "CPU 0/KVM" (the gang's) and "IO"
+// (not), alive until killed or 60 s pass (alarm). Forked before any thread
+// of the test's own spins.
+class TwoThreads {
+ public:
+  TwoThreads() {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::alarm(60);
+      auto spin = +[](void* name) -> void* {
+        pthread_setname_np(pthread_self(), static_cast<const char*>(name));
+        for (;;) {
+        }
+      };
+      pthread_t t[2];
+      pthread_create(&t[0], nullptr, spin, const_cast<char*>("CPU 0/KVM"));
+      pthread_create(&t[1], nullptr, spin, const_cast<char*>("IO"));
+      for (;;) ::pause();
+    }
+  }
+  ~TwoThreads() { kill_and_reap(pid_); }
+  TwoThreads(const TwoThreads&) = delete;
+  TwoThreads& operator=(const TwoThreads&) = delete;
+  pid_t pid() const { return pid_; }
+  int tid(const std::string& comm) const {
+    std::error_code ec;
+    for (auto& e : fs::directory_iterator("/proc/" + std::to_string(pid_) + "/task", ec)) {
+      if (read_file(e.path().string() + "/comm") == comm + "\n") return std::stoi(e.path().filename());
+    }
+    return 0;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+long long thread_ran_during(pid_t pid, int tid, std::chrono::milliseconds d) {
+  auto at = [&] {
+    auto r = glue::ProcFs().run_ns(pid, tid);
+    return r ? static_cast<long long>(r.value()) : -1;
+  };
+  const long long a = at();
+  std::this_thread::sleep_for(d);
+  return at() - a;
+}
+
+std::string v2_thread_cgroup(pid_t pid, int tid) {
+  std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/cgroup"));
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("0::", 0) == 0) return line.substr(3);
+  return "";
+}
+
+// The real kernel's thread mode: the gang's thread sits in a threaded group
+// of its process's own subtree and freezes alone; the process's other
+// thread never does; the process leaving the gang leaves the subtree whole,
+// thawed, and the subtree is removed.
+TEST_F(V2Freezer, AGangThreadFreezesInAThreadedGroupWhileItsProcesssOtherThreadRuns) {
+  TwoThreads p;
+  ASSERT_TRUE(eventually([&] { return p.tid("CPU 0/KVM") && p.tid("IO"); }));
+  const int vcpu = p.tid("CPU 0/KVM"), io = p.tid("IO");
+  // Bound to the entity, as uschedd's bind leaves it.
+  {
+    std::ofstream(root_ + "/" + top_ + "/vm/@members/cgroup.procs") << p.pid();
+  }
+  ASSERT_EQ(v2_cgroup(p.pid()), "/" + top_ + "/vm/@members");
+  auto st = glue_->isolate_threads("vm", "g", p.pid());
+  ASSERT_TRUE(st.is_ok()) << st.message();
+  st = glue_->join_gang("vm", "g", p.pid(), vcpu);
+  ASSERT_TRUE(st.is_ok()) << st.message();
+  const std::string own = "/" + top_ + "/vm/@pid:" + std::to_string(p.pid());
+  EXPECT_EQ(read_file(root_ + own + "/cgroup.type"), "domain threaded\n");
+  EXPECT_EQ(read_file(root_ + own + "/gang:g/cgroup.type"), "threaded\n");
+  EXPECT_EQ(v2_thread_cgroup(p.pid(), vcpu), own + "/gang:g");
+  EXPECT_EQ(v2_thread_cgroup(p.pid(), io), own);
+  EXPECT_EQ(v2_thread_cgroup(p.pid(), p.pid()), own);
+
+  ASSERT_TRUE(glue_->freeze_gang("vm", "g", true).is_ok());
+  EXPECT_EQ(frozen_line(root_ + own + "/gang:g"), "frozen 1");
+  EXPECT_EQ(frozen_line(root_ + own), "frozen 0");
+  EXPECT_LT(thread_ran_during(p.pid(), vcpu, 200ms), 2'000'000) << "the gang thread ran while frozen";
+  EXPECT_GT(thread_ran_during(p.pid(), io, 200ms), 20'000'000) << "the other thread stopped with the gang";
+
+  // A thread leaving the gang goes back to the thread root, thawed.
+  ASSERT_TRUE(glue_->leave_gang("vm", "g", p.pid(), vcpu).is_ok());
+  EXPECT_EQ(v2_thread_cgroup(p.pid(), vcpu), own);
+  EXPECT_GT(thread_ran_during(p.pid(), vcpu, 200ms), 20'000'000);
+  ASSERT_TRUE(glue_->join_gang("vm", "g", p.pid(), vcpu).is_ok());
+  ASSERT_TRUE(glue_->freeze_gang("vm", "g", true).is_ok());
+
+  // Guardian and start-up: a walk of the top thaws the threaded group.
+  ASSERT_TRUE(glue_->thaw_all().is_ok());
+  EXPECT_EQ(frozen_line(root_ + own + "/gang:g"), "frozen 0");
+  ASSERT_TRUE(glue_->freeze_gang("vm", "g", true).is_ok());
+
+  // The process leaves the gang (frozen as it is): whole, thawed, and its
+  // subtree is gone.
+  st = glue_->leave_gang("vm", "g", p.pid(), 0);
+  ASSERT_TRUE(st.is_ok()) << st.message();
+  EXPECT_EQ(v2_thread_cgroup(p.pid(), vcpu), "/" + top_ + "/vm/@members");
+  EXPECT_EQ(v2_thread_cgroup(p.pid(), io), "/" + top_ + "/vm/@members");
+  EXPECT_FALSE(fs::exists(root_ + own)) << own << " left behind";
+  EXPECT_GT(thread_ran_during(p.pid(), vcpu, 200ms), 20'000'000) << "the gang thread stayed frozen";
 }
 
 }  // namespace

@@ -92,10 +92,10 @@ int tid_named(pid_t pid, const std::string& name) {
 class ThreadGlob : public ::testing::Test {
  protected:
   void SetUp() override { start(); }
-  void start() {
-    daemon_ = std::make_unique<Daemon>(
-        std::vector<std::string>{"--glue", "fake", "--fake-cpus", "0-1", "--fake-log", log_, "--no-config"},
-        state_.path());
+  void start(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"--glue", "fake", "--fake-cpus", "0-1", "--fake-log", log_, "--no-config"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    daemon_ = std::make_unique<Daemon>(args, state_.path());
     ASSERT_TRUE(daemon_->start()) << daemon_->log();
   }
   void TearDown() override {
@@ -210,6 +210,26 @@ TEST_F(ThreadGlob, BadGlobsAndMissingPidsAreClearErrorsThatChangeNothing) {
   r = cli({"gang", "add", "NORM/vm", "--pid", pid, "--threads", "vcpu*"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("already in gang NORM/vm with threads 'CPU *'; remove it first"));
+}
+
+// The freezer cannot take single threads of this process (on cgroup v2:
+// the kernel refuses to make it a threaded subtree of its own): the user
+// hears the glue's reason, and the process is neither in the gang nor
+// left bound to the scheduler.
+TEST_F(ThreadGlob, AProcessWhoseThreadsTheFreezerCannotTakeIsRefusedAndLeftAsItWas) {
+  daemon_->stop(SIGTERM);
+  start({"--fake-fail", "isolate_threads=95"});
+  auto vm = vm_monitor("CPU 0/TCG");
+  const std::string pid = std::to_string(vm->pid());
+  ASSERT_EQ(cli({"gang", "create", "NORM/vm"}).exit_code, 0);
+  auto r = cli({"gang", "add", "NORM/vm", "--pid", pid, "--threads", "CPU *"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("isolate_threads"));
+  EXPECT_THAT(r.err, HasSubstr("EOPNOTSUPP"));
+  EXPECT_THAT(cli({"show", "NORM"}).out, Not(HasSubstr(pid)));
+  EXPECT_TRUE(gang_threads().empty());
+  EXPECT_THAT(read_file(log_), Not(HasSubstr("join_gang")));
+  EXPECT_THAT(read_file(log_), HasSubstr("restore pid=" + pid));
 }
 
 TEST_F(ThreadGlob, UschedRunWithThreadsGangsTheCommandsMatchingThreads) {

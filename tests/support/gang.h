@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -30,6 +31,15 @@ namespace usched::test {
 // members in the v2 hierarchy.
 inline const bool kV2 = cgroup_v2_cpusets();
 inline const std::string kFreezer = kV2 ? kCgroupRoot : kCgroupRoot + "/freezer";
+
+// Why the kernel-tier gang tests cannot run here ("" when they can).
+inline std::string gang_kernel_missing() {
+  if (::geteuid() != 0) return "gang kernel tests need root";
+  if (!kV2 && !std::filesystem::exists(kFreezer + "/tasks")) return "no cgroup v1 freezer at " + kFreezer;
+  if (!std::filesystem::exists("/proc/self/schedstat")) return "no /proc/PID/schedstat (CONFIG_SCHED_INFO)";
+  if (std::thread::hardware_concurrency() < 2) return "gangs of two need two CPUs";
+  return "";
+}
 
 // A process with two worker threads, alive until it is killed or
 // `limit_s` passes (alarm: bounded even if the test dies). Spinning

@@ -130,21 +130,25 @@ inline void remove_cgroup_top(const std::string& top) {
   for (const std::string h : {"freezer", "cpuset", "cpu"}) roots.emplace_back(kCgroupRoot + "/" + h, false);
   const std::string v2 = cgroup2_mount();
   if (!v2.empty()) roots.emplace_back(v2, true);
-  for (const auto& [root, is_v2] : roots) {
-    const std::string dir = root + "/" + top;
-    if (!std::filesystem::exists(dir)) continue;
-    std::vector<std::string> dirs;
-    for (auto& e : std::filesystem::recursive_directory_iterator(dir)) {
-      if (e.is_directory()) dirs.push_back(e.path());
-    }
-    dirs.push_back(dir);
-    std::sort(dirs.begin(), dirs.end(), [](auto& a, auto& b) { return a.size() > b.size(); });
-    for (auto& d : dirs) {
-      if (!is_v2 && std::filesystem::exists(d + "/freezer.state")) std::ofstream(d + "/freezer.state") << "THAWED";
-      if (is_v2 && std::filesystem::exists(d + "/cgroup.freeze")) std::ofstream(d + "/cgroup.freeze") << "0";
-      std::istringstream tasks(read_file(d + (is_v2 ? "/cgroup.procs" : "/tasks")));
-      for (std::string t; tasks >> t;) std::ofstream(root + (is_v2 ? "/cgroup.procs" : "/tasks")) << t;
-      ::rmdir(d.c_str());
+  // Twice: a v2 threaded group lists no processes and empties only once its
+  // process has left the subtree's root, which comes after it below.
+  for (int pass = 0; pass < 2; ++pass) {
+    for (const auto& [root, is_v2] : roots) {
+      const std::string dir = root + "/" + top;
+      if (!std::filesystem::exists(dir)) continue;
+      std::vector<std::string> dirs;
+      for (auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+        if (e.is_directory()) dirs.push_back(e.path());
+      }
+      dirs.push_back(dir);
+      std::sort(dirs.begin(), dirs.end(), [](auto& a, auto& b) { return a.size() > b.size(); });
+      for (auto& d : dirs) {
+        if (!is_v2 && std::filesystem::exists(d + "/freezer.state")) std::ofstream(d + "/freezer.state") << "THAWED";
+        if (is_v2 && std::filesystem::exists(d + "/cgroup.freeze")) std::ofstream(d + "/cgroup.freeze") << "0";
+        std::istringstream tasks(read_file(d + (is_v2 ? "/cgroup.procs" : "/tasks")));
+        for (std::string t; tasks >> t;) std::ofstream(root + (is_v2 ? "/cgroup.procs" : "/tasks")) << t;
+        ::rmdir(d.c_str());
+      }
     }
   }
 }

@@ -141,6 +141,14 @@ class Glue {
   // Moves a process (tid == 0: all its threads, and those it creates later
   // inherit the group) or one thread into the gang's freezer group.
   virtual Status join_gang(const std::string& entity, const std::string& gang, int pid, int tid) = 0;
+  // Before single threads of pid (a thread name glob) join the gang: makes
+  // the freezer take threads of this process one by one. cgroup v2 freezes
+  // a group, and a process's threads share its group unless it is the root
+  // of a threaded subtree: the process gets one of its own in the entity,
+  // with a threaded group for the gang in it. Refused with the reason, and
+  // nothing changed, when the kernel will not make it. The v1 freezer takes
+  // threads as they are: nothing to do.
+  virtual Status isolate_threads(const std::string& entity, const std::string& gang, int pid) { return {}; }
   // Takes a task out of the gang's freezer group (back to the hierarchy's
   // root, or to the entity's members on v2). An exited task is not an error.
   virtual Status leave_gang(const std::string& entity, const std::string& gang, int pid, int tid) = 0;
