@@ -1,5 +1,5 @@
 // usched: the command-line front end of uschedd.
-//   usched NAME on POOL... [vcpus N] [lwktpri N] [class C] [locked|unlocked] [exclusive|shared]
+//   usched NAME on POOL... [vcpus N] [lwktpri N] [class C] [locked|unlocked] [exclusive|shared] [isolated]
 //   usched create|update|destroy|list|tree|show|run|bind|unbind|watch ...
 // Exit codes: 0 ok, 1 daemon or connection error, 2 usage error.
 #include <grp.h>
@@ -46,11 +46,11 @@ const std::set<std::string> kSubcommands = {"create", "update", "destroy", "chow
                                             "show",   "run",    "bind",    "unbind", "watch", "gang",
                                             "apply",  "top"};
 const std::set<std::string> kLineKeywords = {"vcpus",    "lwktpri",   "class", "locked",
-                                             "unlocked", "exclusive", "shared"};
+                                             "unlocked", "exclusive", "shared", "isolated"};
 
 const char* kLineUsage =
     "usage: usched NAME on POOL... [vcpus N] [lwktpri N] [class idle|normal|realtime] "
-    "[locked|unlocked] [exclusive|shared]";
+    "[locked|unlocked] [exclusive|shared] [isolated]";
 
 struct Globals {
   std::string socket;
@@ -117,7 +117,30 @@ std::string cpus_str(const v1::Scheduler& s) {
 std::string mode_str(const v1::Scheduler& s) {
   std::string m = s.spec().locked() ? "locked" : "unlocked";
   if (s.spec().exclusive()) m += ",exclusive";
+  if (s.spec().isolated()) m += ",isolated";
   return m;
+}
+
+// The kernel's verdict on the cpuset partition (cgroup v2), worth a line
+// when the scheduler asked for one or the kernel shows one: "" otherwise.
+std::string partition_str(const v1::Scheduler& s) {
+  const std::string& p = s.partition();
+  if (p.empty() || (p == "member" && !s.spec().exclusive())) return "";
+  return p;
+}
+
+// What a person can do about a partition the kernel does not honour.
+std::string partition_hint(const std::string& p) {
+  if (p.find("invalid") == std::string::npos && p.find("not a partition") == std::string::npos) return "";
+  if (p.find("Parent is not a partition root") != std::string::npos)
+    return "make its parent scheduler exclusive too, or create it at the top";
+  if (p.find("not exclusive") != std::string::npos)
+    return "a sibling uses some of its CPUs: give the sibling other CPUs";
+  if (p.find("refused to make") != std::string::npos && p.find("distribute") != std::string::npos)
+    return "leave at least one CPU out of every scheduler for the rest of the system";
+  if (p.find("distribute") != std::string::npos)
+    return "it would take the last CPUs of its parent, which has tasks: leave the parent a CPU of its own";
+  return "see cpuset.cpus.partition in the kernel's cgroup-v2 documentation";
 }
 
 // "cpus 0-1 (starved), 2 vcpus, normal, locked, exclusive"
@@ -126,6 +149,8 @@ std::string summary(const v1::Scheduler& s) {
                               class_str(s.effective_class()));
   if (s.spec().locked()) r += ", locked";
   if (s.spec().exclusive()) r += ", exclusive";
+  if (s.spec().isolated()) r += ", isolated";
+  if (const std::string p = partition_str(s); !p.empty()) r += ", partition " + p;
   return r;
 }
 
@@ -210,6 +235,10 @@ usched::Result<ParsedLine> parse_line(std::vector<std::string> words, bool pool_
     s.set_exclusive(*line->exclusive);
     p.mask.push_back("exclusive");
   }
+  if (line->isolated) {
+    s.set_isolated(*line->isolated);
+    p.mask.push_back("isolated");
+  }
   return p;
 }
 
@@ -248,11 +277,11 @@ class Cli {
     if (!p)
       return usage(p.status().message(),
                    "usage: usched update NAME [on POOL...] [vcpus N] [lwktpri N] [class C] "
-                   "[locked|unlocked] [exclusive|shared]");
+                   "[locked|unlocked] [exclusive|shared] [isolated]");
     if (p->mask.empty())
       return usage("nothing to update for " + p->spec.name(),
                    "give at least one of: on POOL..., vcpus N, lwktpri N, class C, "
-                   "locked|unlocked, exclusive|shared");
+                   "locked|unlocked, exclusive|shared, isolated");
     if (auto rc = connect()) return *rc;
     auto r = client_->update(p->spec, p->mask);
     if (!r) return error(r.status());
@@ -372,12 +401,13 @@ class Cli {
                                                                   bool last) {
       if (!seen.insert(i).second) return;
       const auto& s = r->schedulers(i);
-      out(fmt::format("{}{}{}  {}  cpus {}  vcpus {}  lwktpri {} {}  {}  members {}", prefix,
+      const std::string part = partition_str(s);
+      out(fmt::format("{}{}{}  {}  cpus {}  vcpus {}  lwktpri {} {}  {}  members {}{}", prefix,
                       last ? "└─ " : "├─ ", display(s.spec().name()),
                       usched::cli::cpu_map(s.effective_cpus(), r->online_cpus(), s.spec().exclusive(),
                                            s.effective_class(), usched::cli::color_stdout()),
                       cpus_str(s), vcpu_count(s), lwktpri_of(s), class_str(s.effective_class()),
-                      mode_str(s), s.members_size()));
+                      mode_str(s), s.members_size(), part.empty() ? "" : "  partition " + part));
       const auto& ch = kids[s.spec().name()];
       std::string next = prefix + (last ? "   " : "│  ");
       for (size_t k = 0; k < ch.size(); ++k) draw(ch[k], next, k + 1 == ch.size());
@@ -414,6 +444,10 @@ class Cli {
     if (sp.sched_class() != v1::SCHED_CLASS_UNSPECIFIED) cls += " [class override]";
     out(fmt::format("class:          {}", cls));
     out(fmt::format("mode:           {}", mode_str(s)));
+    if (const std::string p = partition_str(s); !p.empty()) {
+      out(fmt::format("partition:      {}", p));
+      if (const std::string h = partition_hint(p); !h.empty()) out(fmt::format("                ({})", h));
+    }
     out(fmt::format("owner:          uid {} gid {}", s.owner_uid(), s.owner_gid()));
     out(fmt::format("depth:          {}", s.depth()));
     out(fmt::format("vcpu map:       {} vcpus", s.vcpu_size()));
@@ -598,12 +632,12 @@ int main(int argc, char** argv) {
 
   std::vector<std::string> create_words;
   auto* create = app.add_subcommand("create", "create a scheduler: NAME on POOL... [options]");
-  create->add_option("words", create_words, "NAME on POOL... [vcpus N] [lwktpri N] [class C] [locked|unlocked] [exclusive|shared]")
+  create->add_option("words", create_words, "NAME on POOL... [vcpus N] [lwktpri N] [class C] [locked|unlocked] [exclusive|shared] [isolated]")
       ->required();
 
   std::vector<std::string> update_words;
   auto* update = app.add_subcommand("update", "change a scheduler: NAME [on POOL...] [options]");
-  update->add_option("words", update_words, "NAME [on POOL...] [vcpus N] [lwktpri N] [class C] [locked|unlocked] [exclusive|shared]")
+  update->add_option("words", update_words, "NAME [on POOL...] [vcpus N] [lwktpri N] [class C] [locked|unlocked] [exclusive|shared] [isolated]")
       ->required();
 
   std::string destroy_name;

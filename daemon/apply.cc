@@ -29,6 +29,7 @@ EntityUpdate full_update(const EntitySpec& s) {
   u.class_override = s.class_override;
   u.locked = s.locked;
   u.exclusive = s.exclusive;
+  u.isolated = s.isolated;
   return u;
 }
 
@@ -47,6 +48,7 @@ std::string diff(const EntitySpec& a, const EntitySpec& b) {
     d.push_back("class " + class_str(a.class_override) + " -> " + class_str(b.class_override));
   if (a.locked != b.locked) d.push_back(b.locked ? "locked" : "unlocked");
   if (a.exclusive != b.exclusive) d.push_back(b.exclusive ? "exclusive" : "shared");
+  if (a.isolated != b.isolated) d.push_back(b.isolated ? "isolated" : "not isolated");
   std::string out;
   for (auto& s : d) out += (out.empty() ? "" : ", ") + s;
   return out;
@@ -59,6 +61,7 @@ std::string describe(const EntitySpec& s) {
   if (s.class_override) r += std::string(" class ") + class_name(*s.class_override);
   if (s.locked) r += " locked";
   if (s.exclusive) r += " exclusive";
+  if (s.isolated) r += " isolated";
   return r;
 }
 
@@ -153,6 +156,7 @@ Result<v1::ApplyResponse> Engine::apply(const Caller& c, const v1::ApplyRequest&
     spec.class_override = l.class_override;
     spec.locked = l.locked.value_or(false);
     spec.exclusive = l.exclusive.value_or(false);
+    spec.isolated = l.isolated.value_or(false);
     spec.owner_uid = c.uid;
     spec.owner_gid = c.gid;
     if (const Entity* e = tree_->find(l.name)) {

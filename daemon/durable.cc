@@ -56,6 +56,7 @@ v1::StateFile Engine::snapshot() const {
     s->set_class_override(e.spec().class_override ? class_name(*e.spec().class_override) : "");
     s->set_locked(e.spec().locked);
     s->set_exclusive(e.spec().exclusive);
+    s->set_isolated(e.spec().isolated);
     s->set_owner_uid(e.spec().owner_uid);
     s->set_owner_gid(e.spec().owner_gid);
     s->set_allow_realtime(e.spec().allow_realtime);
@@ -269,6 +270,7 @@ void Engine::restore_tree(const v1::StateFile& before) {
     }
     es.locked = s.locked();
     es.exclusive = s.exclusive();
+    es.isolated = s.isolated();
     es.owner_uid = s.owner_uid();
     es.owner_gid = s.owner_gid();
     es.allow_realtime = s.allow_realtime();

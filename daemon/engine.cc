@@ -283,7 +283,9 @@ Result<v1::Scheduler> Engine::create(const Caller& c, const v1::SchedulerSpec& s
   if (!cls) return cls.status();
   es.class_override = *cls;
   es.locked = spec.locked();
-  es.exclusive = spec.exclusive();
+  // isolated implies exclusive (as the line syntax has it).
+  es.exclusive = spec.exclusive() || spec.isolated();
+  es.isolated = spec.isolated();
   es.owner_uid = c.uid;
   es.owner_gid = c.gid;
   es.allow_realtime = spec.allow_realtime();
@@ -318,7 +320,7 @@ Result<v1::Scheduler> Engine::update(const Caller& c, const v1::SchedulerSpec& s
   if (Status s = check_below(c, *e->parent(), "change '" + spec.name() + "'"); !s) return s;
   if (mask.empty()) {
     return invalid("nothing to update: name at least one of pool, vcpus, lwktpri, sched_class, "
-                   "locked, exclusive");
+                   "locked, exclusive, isolated");
   }
   EntityUpdate u;
   for (const std::string& f : mask) {
@@ -339,19 +341,25 @@ Result<v1::Scheduler> Engine::update(const Caller& c, const v1::SchedulerSpec& s
       u.locked = spec.locked();
     } else if (f == "exclusive") {
       u.exclusive = spec.exclusive();
+    } else if (f == "isolated") {
+      u.isolated = spec.isolated();
     } else if (f == "allow_realtime") {
       u.allow_realtime = spec.allow_realtime();
     } else {
       return invalid("unknown field '" + f +
-                     "' in update_mask (pool, vcpus, lwktpri, sched_class, locked, exclusive)");
+                     "' in update_mask (pool, vcpus, lwktpri, sched_class, locked, exclusive, isolated)");
     }
   }
+  // isolated implies exclusive; shared ends isolation.
+  if (u.isolated && *u.isolated) u.exclusive = true;
+  if (u.exclusive && !*u.exclusive && !u.isolated) u.isolated = false;
   const EntitySpec old = e->spec();
   if (!c.root()) {
     EntitySpec next = old;
     if (u.lwktpri) next.lwktpri = *u.lwktpri;
     if (u.class_override) next.class_override = *u.class_override;
     if (u.exclusive) next.exclusive = *u.exclusive;
+    if (u.isolated) next.isolated = *u.isolated;
     if (u.allow_realtime) next.allow_realtime = *u.allow_realtime;
     if (Status s = check_privileged_spec(c, *e->parent(), next); !s) return s;
   }
@@ -371,6 +379,7 @@ Result<v1::Scheduler> Engine::update(const Caller& c, const v1::SchedulerSpec& s
     back.class_override = old.class_override;
     back.locked = old.locked;
     back.exclusive = old.exclusive;
+    back.isolated = old.isolated;
     back.allow_realtime = old.allow_realtime;
     (void)tree_->update(spec.name(), back);
     (void)sync_groups();
@@ -619,11 +628,13 @@ Status Engine::place_member(const Member& m, const Entity& e, Tracked& t) {
     return Status::ok();
   }
   Status st = glue_->place(m.key.pid, m.key.tid, s);
-  if (!st && !t.joined.empty() && t.joined != e.name()) {
-    // The member still sits in the group of another entity, and the kernel
-    // refuses an affinity outside the task's current cpuset (EINVAL when
-    // the old and new CPUs do not meet). Only then does the caller wait for
-    // the cgroup move: into the new group first, then place again.
+  if (!st && t.joined != e.name()) {
+    // The member still sits in the group of another entity, or in a cgroup
+    // of its own that lacks the CPUs (outside a cgroup v2 partition that
+    // holds them), and the kernel refuses an affinity outside the task's
+    // current cpuset (EINVAL when the old and new CPUs do not meet). Only
+    // then does the caller wait for the cgroup move: into the new group
+    // first, then place again.
     if (Status j = glue_->join_group(m.key.pid, m.key.tid, e.name(), s); !j) return j;
     t.joined = e.name();
     st = glue_->place(m.key.pid, m.key.tid, s);
@@ -785,7 +796,11 @@ void Engine::sweep() {
 Status Engine::sync_groups() {
   std::vector<std::pair<std::string, glue::GroupSettings>> all;
   tree_->for_each([&](const Entity& e) {
-    if (!e.is_root()) all.emplace_back(e.name(), glue::GroupSettings{e.runnable(), e.class_params()});
+    if (e.is_root()) return;
+    const glue::Partition part = e.spec().isolated    ? glue::Partition::kIsolated
+                                 : e.spec().exclusive ? glue::Partition::kRoot
+                                                      : glue::Partition::kMember;
+    all.emplace_back(e.name(), glue::GroupSettings{e.runnable(), e.class_params(), part});
   });
   return glue_->apply_groups(all);
 }
@@ -803,6 +818,7 @@ v1::Scheduler Engine::to_proto(const Entity& e) const {
                                               : v1::SCHED_CLASS_UNSPECIFIED);
   sp->set_locked(e.spec().locked);
   sp->set_exclusive(e.spec().exclusive);
+  sp->set_isolated(e.spec().isolated);
   s.set_parent(e.parent() ? e.parent()->name() : "");
   for (auto& [leaf, child] : e.children()) s.add_children(child->name());
   const ClassParams cp = e.class_params();
@@ -812,6 +828,7 @@ v1::Scheduler Engine::to_proto(const Entity& e) const {
   s.set_cpus(e.phys().to_string());
   s.set_effective_cpus(e.effective().to_string());
   s.set_starved(e.starved());
+  if (!e.is_root()) s.set_partition(glue_->partition_state(e.name()));
   for (int i = 0; i < e.vcpu_count(); ++i) {
     auto* v = s.add_vcpu();
     v->set_index(i);
@@ -882,6 +899,7 @@ Status Engine::load_state(const std::string& text) {
     }
     es.locked = s.locked();
     es.exclusive = s.exclusive();
+    es.isolated = s.isolated();
     es.owner_uid = s.owner_uid();
     es.owner_gid = s.owner_gid();
     es.allow_realtime = s.allow_realtime();

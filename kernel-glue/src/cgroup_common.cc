@@ -15,7 +15,10 @@ Status write_cpus_two_pass(std::vector<CpusWrite>& v) {
   }
   for (auto it = v.rbegin(); it != v.rend(); ++it) {
     if (it->want == it->old) continue;
-    if (auto st = write_knob(it->path, it->want.to_string()); !st) return st.status();
+    // An empty list (v2: all of the parent's) is a newline: a write of no
+    // bytes never reaches the kernel.
+    const std::string value = it->want.empty() ? "\n" : it->want.to_string();
+    if (auto st = write_knob(it->path, value); !st) return st.status();
     it->old = it->want;
   }
   return {};
@@ -28,6 +31,16 @@ Result<TaskOrigin> capture_sched_and_unified(const ProcFs& proc, int pid, int ti
   if (!cg) return cg.status();
   if (auto it = cg->find("unified"); it != cg->end()) o->cgroups["unified"] = it->second;
   return o;
+}
+
+Status refuse_isolated(const std::vector<std::pair<std::string, GroupSettings>>& all, const std::string& why) {
+  for (const auto& [e, s] : all) {
+    if (s.partition != Partition::kIsolated) continue;
+    return Status(Code::kFailedPrecondition,
+                  "'isolated' (" + e + ") needs a cgroup v2 cpuset partition, and " + why +
+                      "; 'exclusive' alone keeps the CPUs to " + e + " without taking them out of load balancing");
+  }
+  return {};
 }
 
 Status move_ids(const std::string& from_file, const std::string& to_file) {

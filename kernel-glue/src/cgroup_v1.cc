@@ -117,6 +117,7 @@ class V1Glue final : public Glue {
       if (Status st = check_entity(e); !st) return st;
       if (s.cpus.empty()) return invalid("apply_group " + e + ": empty cpu set");
     }
+    if (Status st = refuse_isolated(all, "cgroup v1 has none"); !st) return st;
     auto top_mems = read_knob_trimmed(cs_top() + "/cpuset.mems");
     if (!top_mems) return top_mems.status();
 

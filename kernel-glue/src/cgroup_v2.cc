@@ -18,6 +18,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <mutex>
 #include <sstream>
 
 #include "freezer.h"
@@ -30,6 +32,20 @@ namespace {
 constexpr const char* kMembers = "@members";
 // "@pid:<PID>": a process's own threaded subtree (its gang threads).
 constexpr const char* kThreadRoot = "@pid:";
+constexpr const char* kPartition = "cpuset.cpus.partition";
+
+// "root invalid (Parent is not a partition root)" -> "Parent is not a
+// partition root"; "" for a valid verdict ("member", "root", "isolated").
+std::string invalid_reason(const std::string& verdict) {
+  if (verdict.find(" invalid") == std::string::npos) return "";
+  const auto open = verdict.find('(');
+  const auto close = verdict.rfind(')');
+  if (open == std::string::npos || close == std::string::npos || close < open) return verdict;
+  return verdict.substr(open + 1, close - open - 1);
+}
+
+// The mode of a verdict: its first word ("root invalid (...)" -> "root").
+std::string mode_of(const std::string& verdict) { return verdict.substr(0, verdict.find(' ')); }
 
 bool has_word(const std::string& text, const std::string& word) {
   std::istringstream in(text);
@@ -271,7 +287,17 @@ class V2Glue final : public Glue {
         if (auto st = write_knob(dir + "/cpu.idle", "1"); !st) return st;
       cpus.push_back({dir + "/cpuset.cpus", c.value(), s.cpus});
     }
-    return write_cpus_two_pass(cpus);
+    return apply_partitions(all, cpus);
+  }
+
+  std::string partition_state(const std::string& entity) override {
+    bool exists = false;
+    auto v = read_optional(top_ + "/" + entity + "/" + kPartition, exists);
+    if (!v || !exists) return "";
+    std::lock_guard lock(refused_mu_);
+    if (auto it = refused_.find(entity); it != refused_.end() && v.value() == "member")
+      return "member (not a partition: " + it->second + ")";
+    return v.value();
   }
 
   Status remove_group(const std::string& entity) override {
@@ -441,10 +467,119 @@ class V2Glue final : public Glue {
     return write_knob(dir + "/cgroup.subtree_control", add);
   }
 
+  // Cpuset partitions (cgroup-v2.rst, "cpuset.cpus.partition"): a partition
+  // root's parent must be a valid partition root, so our top directory
+  // becomes one (with the CPUs of all our entities: the kernel refuses it
+  // when that is every CPU of a parent that holds processes) while any
+  // entity wants a partition, and goes back to a member when none does.
+  // The kernel takes every write and says in the file whether it honours
+  // it ("root invalid (REASON)"), so each write is read back: an invalid
+  // kRoot goes back to member and the reason is kept for partition_state;
+  // an invalid kIsolated goes back to member and fails the call.
+  //
+  // Order: partitions that go away first (deepest first, the top last),
+  // then the cpus (two passes), then partitions that come (the top first),
+  // so that no partition exists with CPUs it is about to lose or a sibling
+  // is about to take.
+  Status apply_partitions(const std::vector<std::pair<std::string, GroupSettings>>& all, std::vector<CpusWrite>& cpus) {
+    bool want_any = false;
+    CpuSet used;
+    for (const auto& [e, s] : all) {
+      want_any |= s.partition != Partition::kMember;
+      used = used | s.cpus;
+    }
+    const std::string top_file = top_ + "/" + kPartition;
+    bool top_has = false;
+    auto top_now = read_optional(top_file, top_has);
+    if (!top_now) return top_now.status();
+    if (!top_has) {
+      // No partitions in this kernel (before 5.11) or no cpuset here.
+      std::lock_guard lock(refused_mu_);
+      refused_.clear();
+      for (const auto& [e, s] : all) {
+        if (s.partition == Partition::kIsolated)
+          return precondition("'isolated' (" + e + ") needs " + top_file + ", which this kernel does not have");
+        if (s.partition == Partition::kRoot) refused_[e] = "this kernel has no " + std::string(kPartition);
+      }
+      return write_cpus_two_pass(cpus);
+    }
+    // 1. Partitions that go away, deepest first.
+    for (auto it = all.rbegin(); it != all.rend(); ++it) {
+      if (it->second.partition != Partition::kMember) continue;
+      if (Status st = set_partition(top_ + "/" + it->first, "member"); !st) return st;
+    }
+    if (!want_any && mode_of(top_now.value()) != "member")
+      if (Status st = set_partition(top_, "member"); !st) return st;
+    // 2. The cpus, with the top's: our entities' CPUs while it is to be a
+    // partition root, else empty (all of its parent's, as setup made it).
+    auto top_cpus = read_cpulist(top_ + "/cpuset.cpus");
+    if (!top_cpus) return top_cpus.status();
+    const CpuSet top_want = want_any ? used : CpuSet();
+    cpus.insert(cpus.begin(), {top_ + "/cpuset.cpus", top_cpus.value(), top_want});
+    if (Status st = write_cpus_two_pass(cpus); !st) return st;
+    // 3. Partitions that come, the top first.
+    std::map<std::string, std::string> refused;
+    Status result;
+    if (want_any) {
+      auto verdict = make_partition(top_, "root");
+      if (!verdict) return verdict.status();
+      if (const std::string why = invalid_reason(verdict.value()); !why.empty()) {
+        if (Status st = set_partition(top_, "member"); !st) return st;
+        const std::string because = "the kernel refused to make " + top_ + " (CPUs " + used.to_string() +
+                                    ") a partition root, which every partition of ours needs: " + why +
+                                    (why.find("distribute") != std::string::npos
+                                         ? " (it would take every CPU from the processes outside usched; "
+                                           "leave at least one CPU out of every scheduler)"
+                                         : "");
+        for (const auto& [e, s] : all) {
+          if (s.partition == Partition::kMember) continue;
+          if (s.partition == Partition::kIsolated && result) result = precondition("'isolated' " + e + ": " + because);
+          refused[e] = because;
+        }
+      } else {
+        for (const auto& [e, s] : all) {
+          if (s.partition == Partition::kMember) continue;
+          const std::string dir = top_ + "/" + e;
+          auto v = make_partition(dir, partition_name(s.partition));
+          if (!v) return v.status();
+          const std::string why = invalid_reason(v.value());
+          if (why.empty()) continue;
+          // Nothing half-made: the kernel's refusal leaves a member.
+          if (Status st = set_partition(dir, "member"); !st) return st;
+          if (s.partition == Partition::kIsolated && result)
+            result = precondition("'isolated' " + e + ": the kernel refused the partition (" + v.value() +
+                                  "); it needs CPUs that no sibling cgroup uses and a parent that is a valid "
+                                  "partition root (an exclusive scheduler, or the top)");
+          refused[e] = "the kernel said " + v.value();
+        }
+      }
+    }
+    std::lock_guard lock(refused_mu_);
+    refused_ = std::move(refused);
+    return result;
+  }
+
+  // Writes mode unless the file's mode is that already; returns the verdict read back.
+  KnobResult<std::string> make_partition(const std::string& dir, const std::string& mode) {
+    auto now = read_knob_trimmed(dir + "/" + kPartition);
+    if (!now) return now;
+    if (mode_of(now.value()) != mode) {
+      if (auto st = write_knob(dir + "/" + kPartition, mode); !st) return st.error();
+      return read_knob_trimmed(dir + "/" + kPartition);
+    }
+    return now;
+  }
+  Status set_partition(const std::string& dir, const std::string& mode) {
+    auto v = make_partition(dir, mode);
+    return v ? Status() : v.status();
+  }
+
   Options o_;
   ProcFs proc_;
   const std::chrono::milliseconds settle_ = freeze_settle(proc_, o_.freeze_timeout_ms);  // read once
   std::string root_, top_;
+  std::mutex refused_mu_;  // partition_state is read from the API's threads
+  std::map<std::string, std::string> refused_;  // kRoot entity -> why it is a member
 };
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <map>
 #include <mutex>
 
 #include "internal.h"
@@ -65,15 +66,33 @@ class FakeGlue final : public Glue {
   Status setup() override { return op("setup", ""); }
   Status apply_group(const std::string& e, const GroupSettings& s) override {
     if (Status st = check_entity(e); !st) return st;
-    return op("apply_group", e + " cpus=" + s.cpus.to_string() + " weight=" + std::to_string(s.cls.cpu_weight) +
-                                 " idle=" + idle_flag(s.cls));
+    std::string part;
+    if (s.partition != Partition::kMember) part = std::string(" partition=") + partition_name(s.partition);
+    if (Status st = op("apply_group", e + " cpus=" + s.cpus.to_string() + " weight=" + std::to_string(s.cls.cpu_weight) +
+                                          " idle=" + idle_flag(s.cls) + part);
+        !st)
+      return st;
+    std::lock_guard lock(mu_);
+    partitions_[e] = partition_name(s.partition);
+    return {};
+  }
+  // What apply_group asked for, as if the kernel always agreed.
+  std::string partition_state(const std::string& e) override {
+    std::lock_guard lock(mu_);
+    auto it = partitions_.find(e);
+    return it == partitions_.end() ? "" : it->second;
   }
   Status apply_groups(const std::vector<std::pair<std::string, GroupSettings>>& all) override {
     for (const auto& [e, s] : all)
       if (Status st = apply_group(e, s); !st) return st;
     return {};
   }
-  Status remove_group(const std::string& e) override { return op("remove_group", e); }
+  Status remove_group(const std::string& e) override {
+    if (Status st = op("remove_group", e); !st) return st;
+    std::lock_guard lock(mu_);
+    partitions_.erase(e);
+    return {};
+  }
   Status place(int pid, int tid, const TaskSettings& s) override {
     return op("place", ids(pid, tid) + " cpus=" + s.cpus.to_string() + " class=" + class_name(s.cls.cls) +
                            " prio=" + std::to_string(s.cls.rt_priority));
@@ -135,6 +154,7 @@ class FakeGlue final : public Glue {
   CpuSet cpus_;
   int log_fd_;
   std::mutex mu_;
+  std::map<std::string, std::string> partitions_;  // entity -> partition_name
 };
 
 }  // namespace

@@ -64,6 +64,15 @@ const char* kind_name(Kind k) {
   return "?";
 }
 
+const char* partition_name(Partition p) {
+  switch (p) {
+    case Partition::kMember: return "member";
+    case Partition::kRoot: return "root";
+    case Partition::kIsolated: return "isolated";
+  }
+  return "?";
+}
+
 Result<Kind> parse_kind(std::string_view s) {
   if (s == "auto") return Kind::kAuto;
   if (s == "v2" || s == "cgroup-v2") return Kind::kCgroupV2;
@@ -142,7 +151,7 @@ class AffinityGlue final : public Glue {
   Status apply_groups(const std::vector<std::pair<std::string, GroupSettings>>& all) override {
     for (const auto& [e, s] : all)
       if (Status st = check_entity(e); !st) return st;
-    return {};
+    return refuse_isolated(all, "the affinity back end has no cgroups");
   }
   Status remove_group(const std::string&) override { return {}; }
   Status place(int pid, int tid, const TaskSettings& s) override { return place_task(proc_, pid, tid, s); }

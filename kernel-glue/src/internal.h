@@ -68,6 +68,10 @@ struct CpusWrite {
 // top-down old|new, then bottom-up new. Unchanged values are not written.
 Status write_cpus_two_pass(std::vector<CpusWrite>& v);
 
+// Back ends without cpuset partitions (v1, affinity) keep exclusion in the
+// tree and refuse an isolated entity, naming the keyword and `why`.
+Status refuse_isolated(const std::vector<std::pair<std::string, GroupSettings>>& all, const std::string& why);
+
 // Moves every id listed in from_file (tasks or cgroup.procs) by writing it
 // to to_file. A missing from_file means no ids; an id that has exited
 // (ESRCH) is skipped.

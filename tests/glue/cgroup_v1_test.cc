@@ -229,5 +229,23 @@ TEST_F(V1Test, CaptureOriginRecordsOwnAffinityAndManagedHierarchies) {
   EXPECT_EQ(back->cgroups, r->cgroups);
 }
 
+// cgroup v1 has no cpuset partitions: "isolated" is refused by name and
+// nothing is written; exclusion stays the tree's.
+TEST_F(V1Test, IsolatedIsRefusedNamingTheKeywordAndNothingIsWritten) {
+  ASSERT_TRUE(g->setup().is_ok());
+  group("rt");
+  GroupSettings s = gs("3");
+  s.partition = Partition::kIsolated;
+  testing::TraceRecorder rec(o.cgroup_root);
+  Status st = g->apply_groups({{"rt", s}});
+  EXPECT_EQ(st.code(), Code::kFailedPrecondition);
+  EXPECT_NE(st.message().find("'isolated' (rt)"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("cgroup v1"), std::string::npos) << st.message();
+  EXPECT_TRUE(rec.lines.empty());
+  s.partition = Partition::kRoot;  // exclusive: as before
+  EXPECT_TRUE(g->apply_groups({{"rt", s}}).is_ok());
+  EXPECT_EQ(g->partition_state("rt"), "");
+}
+
 }  // namespace
 }  // namespace usched::glue

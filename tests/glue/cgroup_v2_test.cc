@@ -501,5 +501,114 @@ TEST_F(V2ThreadsTest, PruneAndTeardownEmptyAThreadRootBeforeItsThreadedGroups) {
   EXPECT_FALSE(testing::exists(top + "/vm/@pid:1234"));
 }
 
+// ---- cpuset partitions (cpuset.cpus.partition) ----
+// The kernel takes every write to cpuset.cpus.partition and tells in the
+// file whether it honours it; a plain file cannot answer "invalid" to a
+// write, so the refusals below are set up as a file that already says
+// so (nothing to write: the glue reads the verdict and acts on it).
+
+class V2PartitionTest : public V2Test {
+ protected:
+  void SetUp() override {
+    V2Test::SetUp();
+    put(top + "/cpuset.cpus", "\n");
+    put(top + "/cpuset.cpus.partition", "member\n");
+  }
+  void pgroup(const std::string& e, const std::string& cpus, const std::string& verdict = "member") {
+    group(e, cpus);
+    put(top + "/" + e + "/cgroup.subtree_control", "cpuset cpu\n");
+    put(top + "/" + e + "/cpuset.cpus.partition", verdict + "\n");
+  }
+  static GroupSettings part(const char* cpus, Partition p) {
+    GroupSettings s = gs(cpus);
+    s.partition = p;
+    return s;
+  }
+};
+
+TEST_F(V2PartitionTest, PartitionsComeAfterTheCpusTheTopFirst) {
+  put(top + "/cgroup.subtree_control", "cpuset cpu\n");
+  pgroup("batch", "0-1");
+  pgroup("rt", "3");
+  testing::TraceRecorder rec(o.cgroup_root);
+  ASSERT_TRUE(g->apply_groups({{"batch", gs("0-1")}, {"rt", part("3", Partition::kIsolated)}}).is_ok());
+  // The top holds our entities' CPUs (the rest stay with the processes
+  // outside usched) and becomes a partition root before rt can be one.
+  EXPECT_EQ(rec.writes(), (std::vector<std::string>{"write usched/cpuset.cpus=0-1,3",
+                                                    "write usched/cpuset.cpus.partition=root",
+                                                    "write usched/rt/cpuset.cpus.partition=isolated"}));
+  EXPECT_EQ(g->partition_state("rt"), "isolated");
+  EXPECT_EQ(g->partition_state("batch"), "member");
+
+  // No partition wanted any more: rt first, then the top, then the cpus
+  // (the top's back to empty: all of its parent's).
+  rec.lines.clear();
+  ASSERT_TRUE(g->apply_groups({{"batch", gs("0-1")}, {"rt", gs("3")}}).is_ok());
+  EXPECT_EQ(rec.writes(), (std::vector<std::string>{"write usched/rt/cpuset.cpus.partition=member",
+                                                    "write usched/cpuset.cpus.partition=member",
+                                                    "write usched/cpuset.cpus=\n"}));
+  EXPECT_EQ(g->partition_state("rt"), "member");
+}
+
+TEST_F(V2PartitionTest, ARootTheKernelRefusesGoesBackToMemberAndSaysWhy) {
+  put(top + "/cpuset.cpus", "0-3\n");
+  put(top + "/cpuset.cpus.partition", "root\n");
+  pgroup("a", "2-3");
+  pgroup("ex", "3", "root invalid (Cpu list in cpuset.cpus not exclusive)");
+  ASSERT_TRUE(g->apply_groups({{"a", gs("2-3")}, {"ex", part("3", Partition::kRoot)}}).is_ok());
+  EXPECT_EQ(get(top + "/ex/cpuset.cpus.partition"), "member");
+  EXPECT_EQ(g->partition_state("ex"),
+            "member (not a partition: the kernel said root invalid (Cpu list in cpuset.cpus not exclusive))");
+}
+
+TEST_F(V2PartitionTest, AnIsolatedPartitionTheKernelRefusesFailsAndLeavesAMember) {
+  put(top + "/cpuset.cpus", "0-3\n");
+  put(top + "/cpuset.cpus.partition", "root\n");
+  pgroup("a", "0-3");
+  pgroup("a/rt", "3", "isolated invalid (Parent is not a partition root)");
+  Status st = g->apply_groups({{"a", gs("0-3")}, {"a/rt", part("3", Partition::kIsolated)}});
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_EQ(st.code(), Code::kFailedPrecondition);
+  EXPECT_NE(st.message().find("'isolated' a/rt"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("Parent is not a partition root"), std::string::npos) << st.message();
+  EXPECT_EQ(get(top + "/a/rt/cpuset.cpus.partition"), "member");
+}
+
+TEST_F(V2PartitionTest, ATopTheKernelRefusesLeavesEveryEntityAMemberNamingTheTop) {
+  put(top + "/cpuset.cpus", "0-3\n");
+  put(top + "/cpuset.cpus.partition", "root invalid (Parent unable to distribute cpu downstream)\n");
+  pgroup("all", "0-2");
+  pgroup("ex", "3");
+  testing::TraceRecorder rec(o.cgroup_root);
+  ASSERT_TRUE(g->apply_groups({{"all", gs("0-2")}, {"ex", part("3", Partition::kRoot)}}).is_ok());
+  EXPECT_EQ(get(top + "/cpuset.cpus.partition"), "member");
+  EXPECT_EQ(get(top + "/ex/cpuset.cpus.partition"), "member\n");  // never written
+  const std::string why = g->partition_state("ex");
+  EXPECT_NE(why.find("member (not a partition: the kernel refused to make " + top), std::string::npos) << why;
+  EXPECT_NE(why.find("leave at least one CPU"), std::string::npos) << why;
+
+  put(top + "/cpuset.cpus.partition", "root invalid (Parent unable to distribute cpu downstream)\n");
+  Status st = g->apply_groups({{"all", gs("0-2")}, {"ex", part("3", Partition::kIsolated)}});
+  EXPECT_EQ(st.code(), Code::kFailedPrecondition);
+  EXPECT_NE(st.message().find("'isolated' ex"), std::string::npos) << st.message();
+  EXPECT_EQ(get(top + "/cpuset.cpus.partition"), "member");
+}
+
+TEST_F(V2Test, WithoutPartitionFilesARootIsAMemberAndIsolatedIsRefused) {
+  group("ex", "0-1");
+  ASSERT_TRUE(g->apply_groups({{"ex", [] {
+                                 GroupSettings s = gs("3");
+                                 s.partition = Partition::kRoot;
+                                 return s;
+                               }()}})
+                  .is_ok());
+  EXPECT_EQ(get(top + "/ex/cpuset.cpus"), "3");
+  GroupSettings iso = gs("3");
+  iso.partition = Partition::kIsolated;
+  Status st = g->apply_groups({{"ex", iso}});
+  EXPECT_EQ(st.code(), Code::kFailedPrecondition);
+  EXPECT_NE(st.message().find("cpuset.cpus.partition"), std::string::npos) << st.message();
+}
+
 }  // namespace
 }  // namespace usched::glue

@@ -261,6 +261,73 @@ TEST(ServiceGlueFailure, AFailedPlacementLeavesTheTaskUnbound) {
   EXPECT_THAT(s.out, Not(HasSubstr(std::to_string(sleeper.pid()))));
 }
 
+// ---- exclusive and isolated (cpuset partitions) ---------------------------------------
+
+TEST_F(ServiceTest, IsolatedIsAnExclusiveSchedulerAskingForAnIsolatedPartition) {
+  auto r = cli({"REAL2", "on", "cpu3", "exclusive", "isolated"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("exclusive, isolated, partition isolated"));
+  auto s = client()->get("REAL2");
+  ASSERT_TRUE(s.is_ok());
+  EXPECT_TRUE(s->spec().exclusive());
+  EXPECT_TRUE(s->spec().isolated());
+  EXPECT_EQ(s->partition(), "isolated");  // the fake glue agrees with every request
+  EXPECT_THAT(read_file(fake_log_), HasSubstr("apply_group REAL2 cpus=3 weight=100 idle=0 partition=isolated"));
+  auto show = cli({"show", "REAL2"});
+  EXPECT_THAT(show.out, HasSubstr("mode:           unlocked,exclusive,isolated\n"));
+  EXPECT_THAT(show.out, HasSubstr("partition:      isolated\n"));
+  EXPECT_THAT(cli({"tree"}).out, HasSubstr("unlocked,exclusive,isolated  members 0  partition isolated"));
+  EXPECT_THAT(cli({"show", "REAL2", "--json"}).out, HasSubstr("\"isolated\": true"));
+  // A scheduler that asked for nothing shows no partition line.
+  EXPECT_THAT(cli({"show", "NORM"}).out, Not(HasSubstr("partition:")));
+
+  // "exclusive" alone ends the isolation (a partition the kernel balances),
+  // "shared" the partition.
+  ASSERT_EQ(cli({"update", "REAL2", "exclusive"}).exit_code, 0);
+  s = client()->get("REAL2");
+  EXPECT_FALSE(s->spec().isolated());
+  EXPECT_EQ(s->partition(), "root");
+  ASSERT_EQ(cli({"update", "REAL2", "isolated"}).exit_code, 0);
+  EXPECT_TRUE(client()->get("REAL2")->spec().exclusive());
+  ASSERT_EQ(cli({"update", "REAL2", "shared"}).exit_code, 0);
+  s = client()->get("REAL2");
+  EXPECT_FALSE(s->spec().exclusive());
+  EXPECT_FALSE(s->spec().isolated());
+  EXPECT_EQ(s->partition(), "member");
+
+  r = cli({"X", "on", "cpu2", "shared", "isolated"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("'isolated'"));
+}
+
+TEST_F(ServiceTest, IsolatedSurvivesARestart) {
+  ASSERT_EQ(cli({"RT", "on", "cpu3", "isolated"}).exit_code, 0);
+  EXPECT_EQ(daemon_->stop(SIGKILL), -SIGKILL);
+  ASSERT_TRUE(daemon_->start()) << daemon_->log();
+  auto s = client()->get("RT");
+  ASSERT_TRUE(s.is_ok()) << s.status().message();
+  EXPECT_TRUE(s->spec().exclusive());
+  EXPECT_TRUE(s->spec().isolated());
+  EXPECT_EQ(s->partition(), "isolated");
+}
+
+TEST(ServiceGlueFailure, AnIsolatedPartitionTheGlueRefusesLeavesNothingBehind) {
+  TempDir d;
+  Daemon daemon(fake_args({"--fake-fail", "apply_group:partition=isolated=22", "--fake-log", d / "fake.log"}));
+  ASSERT_TRUE(daemon.start()) << daemon.log();
+  auto r = daemon.cli({"RT", "on", "cpu3", "exclusive", "isolated"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("RT"));
+  EXPECT_THAT(daemon.cli({"list"}).out, Not(HasSubstr("RT ")));
+  // An update is undone as well.
+  ASSERT_EQ(daemon.cli({"update", "REAL", "on", "cpu3", "exclusive"}).exit_code, 0);
+  r = daemon.cli({"update", "REAL", "isolated"});
+  EXPECT_EQ(r.exit_code, 1);
+  auto show = daemon.cli({"show", "REAL"});
+  EXPECT_THAT(show.out, HasSubstr("mode:           unlocked,exclusive\n"));
+  EXPECT_THAT(show.out, HasSubstr("partition:      root\n"));
+}
+
 // ---- members -------------------------------------------------------------------------
 
 TEST_F(ServiceTest, BoundProcessIsListedAndLeavesWhenItExits) {

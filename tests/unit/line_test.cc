@@ -30,6 +30,40 @@ TEST(Line, ParsesNestedNameWithVcpusAndAllKeywords) {
   EXPECT_EQ(s->exclusive, false);
 }
 
+TEST(Line, IsolatedImpliesExclusiveAndExclusiveAloneIsNotIsolated) {
+  auto r = parse_scheduler_line("usched REAL on cpu3 exclusive isolated");
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_EQ(r->exclusive, true);
+  EXPECT_EQ(r->isolated, true);
+  auto alone = parse_scheduler_line("REAL on cpu3 isolated");
+  ASSERT_TRUE(alone.is_ok()) << alone.status().to_string();
+  EXPECT_EQ(alone->exclusive, true);
+  EXPECT_EQ(alone->isolated, true);
+  // "exclusive" alone (an update from isolated) ends isolation; "shared" too.
+  auto ex = parse_scheduler_line("REAL on cpu3 exclusive");
+  ASSERT_TRUE(ex.is_ok());
+  EXPECT_EQ(ex->isolated, false);
+  auto sh = parse_scheduler_line("REAL on cpu3 shared");
+  ASSERT_TRUE(sh.is_ok());
+  EXPECT_EQ(sh->isolated, false);
+  // None of the three: both left as they are.
+  auto none = parse_scheduler_line("REAL on cpu3 locked");
+  ASSERT_TRUE(none.is_ok());
+  EXPECT_FALSE(none->exclusive.has_value());
+  EXPECT_FALSE(none->isolated.has_value());
+  // "isolated" ends the pool like every keyword.
+  auto pool = parse_scheduler_line("REAL on cpu2 cpu3 isolated");
+  ASSERT_TRUE(pool.is_ok());
+  EXPECT_EQ(pool->pool.vcpus, (std::vector<int>{2, 3}));
+}
+
+TEST(Line, IsolatedAndSharedTogetherAreRejected) {
+  auto r = parse_scheduler_line("REAL on cpu3 shared isolated");
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_NE(r.status().message().find("isolated"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("shared"), std::string::npos) << r.status().message();
+}
+
 struct BadLine {
   const char* line;
   const char* message;

@@ -54,7 +54,7 @@ std::vector<std::string> snapshot(const Tree& t) {
     const EntitySpec& s = e.spec();
     out.push_back(s.name + "|" + s.pool.to_string() + "|" + std::to_string(s.vcpus) + "|" +
                   std::to_string(s.lwktpri) + "|" + std::to_string(s.locked) + "|" +
-                  std::to_string(s.exclusive) + "|" + e.phys().to_string() + "|" +
+                  std::to_string(s.exclusive) + std::to_string(s.isolated) + "|" + e.phys().to_string() + "|" +
                   e.effective().to_string() + "|" + std::to_string(e.members().size()));
   });
   return out;
@@ -197,6 +197,30 @@ TEST(TreeExclusive, UpdateMakingOverlapIsRejectedAndRolledBack) {
   auto r = t.update("b", u);
   EXPECT_EQ(r.status().code(), Code::kFailedPrecondition);
   EXPECT_EQ(snapshot(t), before);
+}
+
+TEST(TreeExclusive, IsolatedNeedsExclusiveAndNothingChangesOnError) {
+  Tree t = machine(8);
+  EntitySpec s = spec("rt", "cpu3");
+  s.isolated = true;
+  auto r = t.create(s);
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("isolated"), std::string::npos) << r.status().message();
+  EXPECT_EQ(t.find("rt"), nullptr);
+
+  s.exclusive = true;
+  ASSERT_TRUE(t.create(s).is_ok());
+  EXPECT_TRUE(t.find("rt")->spec().isolated);
+  auto before = snapshot(t);
+  EntityUpdate shared;
+  shared.exclusive = false;  // isolated left on: refused
+  EXPECT_EQ(t.update("rt", shared).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(snapshot(t), before);
+  shared.isolated = false;
+  ASSERT_TRUE(t.update("rt", shared).is_ok());
+  EXPECT_FALSE(t.find("rt")->spec().isolated);
+  EXPECT_FALSE(t.find("rt")->spec().exclusive);
 }
 
 TEST(TreeOnline, OfflineCpusStarveEntityAndRunnableFallsBackToAncestor) {

@@ -11,9 +11,7 @@
 
 #include <thread>
 
-#include "support/harness.h"
-#include "support/kernel.h"
-#include "usched/client.h"
+#include "guest_daemon.h"
 #include "usched/cpuset.h"
 
 namespace usched::test {
@@ -21,43 +19,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
-int online_cpu_count() { return static_cast<int>(std::thread::hardware_concurrency()); }
-
-std::string trimmed(std::string s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-  return s;
-}
-
-class Arith : public ::testing::Test {
+class Arith : public GuestDaemonTest {
  protected:
-  // Fails (never skips) without cgroup v2 cpusets or with fewer CPUs than
-  // the test is about.
-  void need(int cpus) {
-    ASSERT_EQ(kernel_unavailable("VM tests"), "");
-    ASSERT_TRUE(cgroup_v2_cpusets()) << "the VM tests run against cgroup v2 cpusets";
-    ASSERT_GE(online_cpu_count(), cpus) << "this test needs a guest with " << cpus << " CPUs";
-    top_ = "usched-test-" + random_suffix();
-    daemon_ = std::make_unique<Daemon>(std::vector<std::string>{"--cgroup-top", top_, "--cleanup-on-exit"});
-    ASSERT_TRUE(daemon_->start()) << daemon_->log();
-    auto c = Client::connect(daemon_->socket(), 5s);
-    ASSERT_TRUE(c.is_ok()) << c.status().message();
-    client_ = std::move(*c);
-  }
-  void TearDown() override {
-    kids_.clear();
-    if (!daemon_) return;
-    client_.reset();
-    daemon_->stop(SIGTERM);
-    if (HasFailure()) std::cerr << "uschedd log:\n" << daemon_->log();
-    remove_cgroup_top(top_);
-  }
-  void create(const std::string& line) {
-    std::istringstream in(line);
-    std::vector<std::string> w;
-    for (std::string x; in >> x;) w.push_back(x);
-    auto r = daemon_->cli(w);
-    ASSERT_EQ(r.exit_code, 0) << line << ": " << r.err;
-  }
   // Binds n new sleepers to `name` in turn; returns their Cpus_allowed_list.
   std::vector<std::string> bind_sleepers(const std::string& name, int n) {
     std::vector<std::string> out;
@@ -84,10 +47,6 @@ class Arith : public ::testing::Test {
     return out;
   }
 
-  std::string top_;
-  std::unique_ptr<Daemon> daemon_;
-  std::unique_ptr<Client> client_;
-  std::vector<std::unique_ptr<Child>> kids_;
 };
 
 using V = std::vector<std::string>;

@@ -10,7 +10,7 @@ namespace {
 
 const std::set<std::string>& line_keywords() {
   static const std::set<std::string> k = {"vcpus", "lwktpri", "class", "locked",
-                                          "unlocked", "exclusive", "shared"};
+                                          "unlocked", "exclusive", "shared", "isolated"};
   return k;
 }
 

@@ -11,7 +11,7 @@ bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' |
 
 const std::set<std::string>& keywords() {
   static const std::set<std::string> k = {"vcpus", "lwktpri", "class", "locked",
-                                          "unlocked", "exclusive", "shared"};
+                                          "unlocked", "exclusive", "shared", "isolated"};
   return k;
 }
 
@@ -97,9 +97,18 @@ Result<SchedulerLine> parse_scheduler_line(const std::vector<std::string>& words
       out.exclusive = true;
     } else if (w == "shared") {
       out.exclusive = false;
+    } else if (w == "isolated") {
+      out.isolated = true;
     } else {
       return invalid("unknown word '" + w + "'");
     }
+  }
+  if (out.isolated) {
+    if (out.exclusive == false)
+      return invalid("'isolated' makes a scheduler exclusive; it cannot be 'shared' too");
+    out.exclusive = true;
+  } else if (out.exclusive) {
+    out.isolated = false;  // "exclusive" alone: a partition that the kernel load-balances
   }
   return out;
 }

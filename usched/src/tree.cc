@@ -271,6 +271,10 @@ Status Tree::check_all_exclusive() const {
 namespace {
 
 Status check_scalars(const EntitySpec& spec) {
+  if (spec.isolated && !spec.exclusive) {
+    return invalid("isolated applies to an exclusive scheduler only: '" + spec.name +
+                   "' is shared (say 'exclusive isolated', or 'shared' alone)");
+  }
   if (spec.vcpus < 0 || spec.vcpus > Tree::kMaxVcpus) {
     return invalid("vcpus " + std::to_string(spec.vcpus) + " is out of range 1.." +
                    std::to_string(Tree::kMaxVcpus) + " (0 means the pool size)");
@@ -322,6 +326,7 @@ Result<const Entity*> Tree::update(std::string_view name, const EntityUpdate& u)
   if (u.class_override) next.class_override = *u.class_override;
   if (u.locked) next.locked = *u.locked;
   if (u.exclusive) next.exclusive = *u.exclusive;
+  if (u.isolated) next.isolated = *u.isolated;
   if (u.owner_uid) next.owner_uid = *u.owner_uid;
   if (u.owner_gid) next.owner_gid = *u.owner_gid;
   if (u.allow_realtime) next.allow_realtime = *u.allow_realtime;

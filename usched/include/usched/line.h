@@ -1,6 +1,6 @@
 //! Dillon's line syntax, as typed after `usched` or written in a config file:
 //!   [usched] NAME on POOL... [vcpus N] [lwktpri N] [class C]
-//!            [locked|unlocked] [exclusive|shared]
+//!            [locked|unlocked] [exclusive|shared] [isolated]
 //! e.g. "usched MYCUSTOM on cpu1 cpu2 lwktpri 4 locked",
 //!      "batch/jobA on cpu0-1 vcpus 4". Pure parser: no I/O.
 #pragma once
@@ -24,6 +24,9 @@ struct SchedulerLine {
   std::optional<SchedClass> class_override;
   std::optional<bool> locked;
   std::optional<bool> exclusive;
+  // "isolated" (implies exclusive) sets true; "exclusive" or "shared"
+  // without it set false; absent when none of the three is given.
+  std::optional<bool> isolated;
 };
 
 // Splits on whitespace. Errors name the word at fault ("expected 'on' after

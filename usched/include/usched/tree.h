@@ -32,6 +32,9 @@ struct EntitySpec {
   std::optional<SchedClass> class_override;
   bool locked = false;
   bool exclusive = false;
+  // Exclusive and out of the kernel's load balancing: on cgroup v2 an
+  // "isolated" cpuset partition. Implies exclusive.
+  bool isolated = false;
   uint32_t owner_uid = 0;
   uint32_t owner_gid = 0;
   // Owners may create realtime entities below one that root marked so.
@@ -46,6 +49,7 @@ struct EntityUpdate {
   std::optional<std::optional<SchedClass>> class_override;
   std::optional<bool> locked;
   std::optional<bool> exclusive;
+  std::optional<bool> isolated;
   std::optional<uint32_t> owner_uid;
   std::optional<uint32_t> owner_gid;
   std::optional<bool> allow_realtime;

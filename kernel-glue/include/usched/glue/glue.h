@@ -19,11 +19,22 @@ namespace usched::glue {
 
 class Guardian;
 
+// The cpuset partition an entity asks for (cgroup v2 cpuset.cpus.partition):
+// none (a member of its parent's partition), a partition root (an exclusive
+// entity), or an isolated partition root (no load balancing on its CPUs).
+enum class Partition { kMember, kRoot, kIsolated };
+const char* partition_name(Partition p);  // "member", "root", "isolated"
+
 // What an entity's cgroup should say. Paths are entity names ("batch/jobA");
 // the back end maps them under its own top directory ("usched/").
 struct GroupSettings {
   CpuSet cpus;        // never empty: the caller passes runnable CPUs
   ClassParams cls;    // weight/shares/idle; realtime ignores weight
+  // cgroup v2 makes kRoot a partition when the kernel allows it (and
+  // reports why not, see partition_state); kIsolated must become one or
+  // apply_groups fails. Back ends without partitions (v1, affinity) keep
+  // exclusion in the tree alone and refuse kIsolated.
+  Partition partition = Partition::kMember;
 };
 
 // What a member's threads should get, applied at once (the fast path).
@@ -103,6 +114,12 @@ class Glue {
   // and removing the group left it behind. Back ends without groups have
   // nothing to do.
   virtual Status prune_groups(const std::set<std::string>& keep) { return {}; }
+  // The kernel's verdict on the entity's partition, as cgroup v2's
+  // cpuset.cpus.partition reads ("member", "root", "isolated", "root
+  // invalid (REASON)", ...); for a kRoot entity the kernel refused at the
+  // last apply_groups: "member (not a partition: REASON)". "" where the
+  // back end has no partitions.
+  virtual std::string partition_state(const std::string& entity) { return ""; }
 
   // The fast path a caller waits for: affinity and scheduling class on every
   // thread of pid (tid == 0; threads created meanwhile are caught by
