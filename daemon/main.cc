@@ -211,5 +211,11 @@ int main(int argc, char** argv) {
   if (stopper.joinable()) stopper.join();
   server->Wait();
   spdlog::info("stopped");
+  // Everything of ours has stopped and is saved. The server's destructor
+  // would end gRPC's library (grpc_shutdown), which waits up to 10 s for
+  // the connections it has not finished tearing down: those of Watch
+  // readers that stopped reading can hold it that long, and uschedd with
+  // it. The server is left to the process's exit instead.
+  (void)server.release();
   return 0;
 }
