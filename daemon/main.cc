@@ -29,6 +29,10 @@
 #define USCHED_VERSION "0.1.0"
 #endif
 
+// The gRPC server, once stopped, until the process exits (see the end of
+// main). Not static: a store the compiler may not drop.
+grpc::Server* g_server_left_to_exit = nullptr;
+
 int main(int argc, char** argv) {
   // The guardian (usched/glue/guardian.h) is this binary started again by
   // uschedd itself; not an option a person gives.
@@ -216,9 +220,7 @@ int main(int argc, char** argv) {
   // the connections it has not finished tearing down: those of Watch
   // readers that stopped reading can hold it that long, and uschedd with
   // it. The server is left to the process's exit instead, reachable from
-  // here so that LeakSanitizer does not count it as lost.
-  static grpc::Server* left_to_exit = nullptr;
-  left_to_exit = server.release();
-  (void)left_to_exit;
+  // a global so that LeakSanitizer does not count it as lost.
+  g_server_left_to_exit = server.release();
   return 0;
 }
