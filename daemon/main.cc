@@ -29,6 +29,10 @@
 #define USCHED_VERSION "0.1.0"
 #endif
 
+// The gRPC server, once stopped, until the process exits (see the end of
+// main). Not static: a store the compiler may not drop.
+grpc::Server* g_server_left_to_exit = nullptr;
+
 int main(int argc, char** argv) {
   // The guardian (usched/glue/guardian.h) is this binary started again by
   // uschedd itself; not an option a person gives.
@@ -236,5 +240,12 @@ int main(int argc, char** argv) {
   if (stopper.joinable()) stopper.join();
   server->Wait();
   spdlog::info("stopped");
+  // Everything of ours has stopped and is saved. The server's destructor
+  // would end gRPC's library (grpc_shutdown), which waits up to 10 s for
+  // the connections it has not finished tearing down: those of Watch
+  // readers that stopped reading can hold it that long, and uschedd with
+  // it. The server is left to the process's exit instead, reachable from
+  // a global so that LeakSanitizer does not count it as lost.
+  g_server_left_to_exit = server.release();
   return 0;
 }

@@ -372,7 +372,14 @@ Status Acceptor::listen(const std::string& path) {
   // Everyone may connect (and read); what a caller may change is decided
   // per request from SO_PEERCRED.
   ::chmod(path.c_str(), 0666);
-  if (::listen(fd, 128) != 0) {
+  // The backlog holds the connections not yet accepted. When it is full a
+  // non-blocking connect (as gRPC's) fails at once with EAGAIN, and the
+  // client waits out its reconnect backoff (1 s) before trying again: one
+  // user connecting in a tight loop (every connect of theirs is queued
+  // faster than we accept) would then lock root out for that long. The
+  // kernel's largest (net.core.somaxconn, 4096 by default) holds more
+  // connections than one process of theirs can open at its default fd limit.
+  if (::listen(fd, SOMAXCONN) != 0) {
     const int e = errno;
     ::close(fd);
     return internal("listen " + path + ": " + std::strerror(e));

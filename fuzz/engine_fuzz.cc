@@ -6,9 +6,10 @@
 //! (the engine reads /proc for their start times). After every request the
 //! tree's invariants are checked through what ListSchedulers answers:
 //!   - every entity's physical CPUs lie inside its parent's;
-//!   - every member sits on a vcpu of its entity, and its CPUs are that
+//!   - every member of a locked entity sits on one of its vcpus, and its CPUs are that
 //!     vcpu's (locked) or the entity's (unlocked);
-//!   - the members counted per vcpu add up to the members listed;
+//!   - the members counted per vcpu add up to the members listed (locked),
+//!     or to none (unlocked: its members are on vcpu -1);
 //!   - a locked member bound without asking for a vcpu got one of the
 //!     vcpus with the fewest members (placement: no vcpu holds more);
 //!   - every gang's members are members of its scheduler.
@@ -114,11 +115,22 @@ void check(Engine& e) {
       auto pc = CpuSet::parse(it->second->cpus());
       if (!pc || !cpus->is_subset_of(*pc)) fail(n + ": cpus " + s.cpus() + " outside parent's " + it->second->cpus());
     }
+    // A locked scheduler's members are each on one of its vcpus, counted
+    // there; an unlocked one's are on none (vcpu -1, every count 0).
     int counted = 0;
     std::vector<int> per_vcpu(s.vcpu_size(), 0);
     for (const auto& v : s.vcpu()) counted += v.members();
-    if (counted != s.members_size()) {
-      fail(n + ": vcpus count " + std::to_string(counted) + " members, " + std::to_string(s.members_size()) + " listed");
+    const int expected = s.spec().locked() ? s.members_size() : 0;
+    if (counted != expected) {
+      std::string on;
+      for (const auto& m : s.members()) on += " " + std::to_string(m.pid()) + "@" + std::to_string(m.vcpu());
+      fail(n + ": vcpus count " + std::to_string(counted) + " members, " + std::to_string(expected) +
+           " expected (pid@vcpu:" + on + "; locked " + std::to_string(s.spec().locked()) + ")");
+    }
+    if (!s.spec().locked()) {
+      for (const auto& m : s.members()) {
+        if (m.vcpu() != -1) fail(n + ": unlocked, but a member is on vcpu " + std::to_string(m.vcpu()));
+      }
     }
     for (const auto& m : s.members()) {
       if (s.spec().locked()) {

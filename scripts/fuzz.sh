@@ -4,7 +4,8 @@
 # allowed. Usage: scripts/fuzz.sh [-t SECONDS] [-o OUTDIR] [TARGET...]
 # TARGET is cpulist, line, request or engine; none means the first three.
 # The engine target (the daemon's engine on the fake glue) also needs the
-# generated protobuf sources of a build: USCHED_PROTO_GEN=BUILD/proto/gen.
+# generated protobuf sources of a build: USCHED_PROTO_GEN=BUILD/proto/gen
+# (ctest sets it: `ctest -R fuzz.engine`).
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 secs=60
@@ -43,6 +44,10 @@ build_engine() {
   srcs="$1 $here/daemon/engine.cc $here/daemon/engine_gang.cc $here/daemon/gang.cc $here/daemon/durable.cc
         $here/daemon/authz.cc $here/daemon/apply.cc $here/daemon/stats.cc
         $(ls "$here"/kernel-glue/src/*.cc "$here"/usched/src/*.cc) $gen/usched/v1/usched.pb.cc $gen/usched/v1/state.pb.cc"
+  list=
+  for f in $srcs; do
+    list="$list $objs/$(echo "$f" | tr / _).o"
+  done
   for f in $srcs; do
     o=$objs/$(echo "$f" | tr / _).o
     case $f in
@@ -51,8 +56,9 @@ build_engine() {
     esac
     echo "$launcher $cxx -std=c++20 -g -O1 $inst -fno-sanitize-recover=undefined $defs $incs -c $f -o $o"
   done | xargs -P2 -I{} sh -c '{}'
-  # shellcheck disable=SC2046
-  $cxx -fsanitize=fuzzer,address,undefined $(ls "$objs"/*.o) -lprotobuf -lspdlog -lfmt -lpthread -o "$out/engine"
+  # Only this run's objects (not those of a source file since removed).
+  # shellcheck disable=SC2086
+  $cxx -fsanitize=fuzzer,address,undefined $list -lprotobuf -lspdlog -lfmt -lpthread -o "$out/engine"
 }
 flags="-std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I$here/usched/include"
 for t in $targets; do
