@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "engine.h"
+#include "gang.h"
 #include "usched/config.h"
 #include "usched/names.h"
 
@@ -257,6 +258,7 @@ Result<v1::ApplyResponse> Engine::apply(const Caller& c, const v1::ApplyRequest&
                                                st.message()));
   }
   for (const Member& m : released) release(m);
+  if (gangs_) gangs_->prune();  // the destroyed schedulers' gangs, before their groups
   for (const std::string& n : removed_groups) {
     if (Status s = glue_->remove_group(n); !s) spdlog::warn("removing the group of {}: {}", n, s.message());
     entity_cpu_us_.erase(n);

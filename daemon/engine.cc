@@ -405,6 +405,9 @@ Result<v1::DestroySchedulerResponse> Engine::destroy(const Caller& c, const std:
   if (!r) return r.status();
   if (Status s = commit(before); !s) return s;
   for (const Member& m : r->released) release(m);
+  // The destroyed schedulers' gangs go now, their groups before the
+  // scheduler's own (on cgroup v2 a gang's group lies inside it).
+  if (gangs_) gangs_->prune();
   const std::set<std::string> config_before = from_config_;
   for (const std::string& n : r->destroyed) {
     Status s = glue_->remove_group(n);

@@ -699,13 +699,9 @@ void Gangs::replaced(MemberKey key) {
 
 void Gangs::poll() {
   if (stopped_) return;
+  prune();
   const auto now = Clock::now();
-  std::vector<std::string> dead;
   for (auto& [en, s] : scheds_) {
-    if (!tree_->find(en)) {
-      dead.push_back(en);
-      continue;
-    }
     std::vector<std::string> names;
     for (auto& [name, g] : s->gangs) names.push_back(name);
     for (const std::string& name : names) {
@@ -714,6 +710,14 @@ void Gangs::poll() {
       refresh(en, name, it->second, false);
       if (s->gangs.count(name)) sample(s->gangs.at(name), now);
     }
+  }
+  arm_poll();
+}
+
+void Gangs::prune() {
+  std::vector<std::string> dead;
+  for (auto& [en, s] : scheds_) {
+    if (!tree_->find(en)) dead.push_back(en);
   }
   for (const std::string& en : dead) {
     Sched* s = find(en);
@@ -726,7 +730,6 @@ void Gangs::poll() {
     scheds_.erase(en);
     spdlog::info("scheduler {} is gone: its gangs are destroyed", en);
   }
-  arm_poll();
 }
 
 void Gangs::arm_poll() {

@@ -57,6 +57,12 @@ class Gangs {
   bool has(const std::string& entity, const std::string& gang) const;
   // Takes the member out of whatever gang holds it (unbind, exit).
   void forget(MemberKey key);
+  // Gangs whose scheduler left the tree are destroyed now (their groups
+  // removed, counters retired), so a scheduler destroyed and made again
+  // under the same name never finds the old one's gangs, and ListGangs
+  // never answers a gang of a scheduler that is gone. The engine calls it
+  // after every change that can destroy a scheduler; the poll also does.
+  void prune();
   // Gang of a member, "" when none (for `usched show`).
   std::string gang_of(const std::string& entity, MemberKey key) const;
 

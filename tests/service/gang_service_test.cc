@@ -146,6 +146,44 @@ TEST_F(GangService, CreateListDestroyAndDuplicates) {
   EXPECT_EQ(cli({"gang", "destroy", "NORM/vm1"}).exit_code, 1);
 }
 
+// Found by the engine fuzz target: a destroyed scheduler's gangs lingered
+// until the next gang poll (20 ms), so `gang list` right after the destroy
+// named a gang of a scheduler that is gone, and a scheduler made again
+// under the same name within that time found the old one's gang.
+TEST_F(GangService, DestroyingASchedulerTakesItsGangsAtOnce) {
+  // Through the library: a CLI process per call takes longer than the poll.
+  auto c = client();
+  ASSERT_TRUE(c);
+  auto gangs_of_job = [&] {
+    auto l = c->list_gangs("");
+    EXPECT_TRUE(l.is_ok()) << l.status().message();
+    int n = 0;
+    if (l) {
+      for (const auto& g : l->gangs()) n += g.spec().scheduler() == "job";
+    }
+    return n;
+  };
+  v1::SchedulerSpec job;
+  job.set_name("job");
+  job.set_pool("cpu0-1");
+  v1::GangSpec g;
+  g.set_scheduler("job");
+  g.set_name("g");
+  g.set_quantum_ms(5);
+  for (int round = 0; round < 20; ++round) {
+    ASSERT_TRUE(c->create(job).is_ok());
+    ASSERT_TRUE(c->create_gang(g).is_ok());
+    auto d = c->destroy("job", false);
+    ASSERT_TRUE(d.is_ok()) << d.status().message();
+    EXPECT_EQ(gangs_of_job(), 0) << "round " << round << ": a gang of a scheduler that is gone";
+    ASSERT_TRUE(c->create(job).is_ok());
+    EXPECT_EQ(gangs_of_job(), 0) << "round " << round << ": the new job has the old one's gang";
+    auto again = c->create_gang(g);
+    EXPECT_TRUE(again.is_ok()) << "round " << round << ": " << again.status().message();
+    ASSERT_TRUE(c->destroy("job", false).is_ok());
+  }
+}
+
 TEST_F(GangService, AGangAloneIsNeverFrozenTwoFullWidthGangsRotate) {
   Child a, b;
   ASSERT_EQ(cli({"gang", "create", "NORM/a", "--quantum", "5"}).exit_code, 0);
