@@ -21,14 +21,30 @@ for p in usched libusched0 libusched-dev; do
   fi
 done
 [ -e /etc/usched/usched.conf ] && skip "/etc/usched/usched.conf exists (not from a package); not touching it"
-# Removing the package tears down the packaged daemon's tree and purging it
-# deletes /var/lib/usched and /run/usched: a uschedd of the quick start
-# (scripts/start.sh) uses the same directories.
-for d in /var/lib/usched /run/usched; do
-  [ -n "$(ls -A "$d" 2>/dev/null)" ] && skip "$d holds a uschedd's state or socket (not from a package); not touching it"
-done
+# The quick start's uschedd (scripts/start.sh) uses the package's
+# directories, /var/lib/usched and /run/usched. While it runs (it holds the
+# state directory's lock) the package's prerm and postrm leave them and its
+# tree alone, and this test checks that they did. A stopped quick start's
+# state is moved aside for the test and put back after it.
+live_state=0
+if [ -d /var/lib/usched ] && ! flock -n /var/lib/usched true 2>/dev/null; then
+  live_state=1
+  live_files=$(ls -A /var/lib/usched)
+  echo "a running uschedd holds /var/lib/usched ($live_files): the packages must leave it alone"
+fi
+saved=""
 
 work=$(mktemp -d /tmp/usched-pkg-XXXXXX)
+if [ "$live_state" = 0 ]; then
+  for d in /var/lib/usched /run/usched; do
+    if [ -n "$(ls -A "$d" 2>/dev/null)" ]; then
+      mkdir -p "$work/saved"
+      mv "$d" "$work/saved/$(echo "$d" | tr / _)"
+      saved="$saved $d"
+      echo "moved a stopped uschedd's $d aside; it is put back at the end"
+    fi
+  done
+fi
 pid=""
 installed=0
 cleanup() {
@@ -37,6 +53,11 @@ cleanup() {
     dpkg -P libusched-dev libusched0 usched >/dev/null 2>&1 || echo "WARNING: dpkg -P failed"
   fi
   rmdir /etc/usched 2>/dev/null
+  for d in $saved; do
+    rm -rf "$d"
+    mv "$work/saved/$(echo "$d" | tr / _)" "$d" || echo "WARNING: could not put $d back (it is in $work/saved)"
+  done
+  [ -n "$saved" ] && [ -d "$work/saved" ] && [ -n "$(ls -A "$work/saved")" ] && return
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -57,11 +78,11 @@ done
 for f in 'libusched.so$' 'pkgconfig/usched.pc$' 'cmake/usched/uschedConfig.cmake$'; do
   grep -q "^./usr/lib/.*$f" "$work/dev.contents" || fail "$f is not in libusched-dev"
 done
-grep -q "libusched" "$work/contents" && fail "library files in the usched package"
 dpkg-deb -f "$dev" Depends | grep -q "libusched0 (= " || fail "libusched-dev does not depend on its libusched0"
 dpkg-deb -f "$lib" Depends | grep -q "libgrpc++" || fail "libusched0 does not declare its gRPC dependency"
 dpkg-deb --ctrl-tarfile "$lib" | tar -xO ./shlibs 2>/dev/null | grep -q "^libusched 0 libusched0" || fail "libusched0 has no shlibs file"
 dpkg-deb -c "$deb" | awk '{print $6}' > "$work/contents"
+grep -q "libusched" "$work/contents" && fail "library files in the usched package"
 for f in ./usr/bin/uschedd ./usr/bin/usched ./etc/usched/usched.conf ./usr/lib/systemd/system/uschedd.service \
          ./usr/share/man/man1/usched.1 ./usr/share/man/man8/uschedd.8 \
          ./usr/share/bash-completion/completions/usched; do
@@ -103,6 +124,12 @@ done
 cat "$work/list"
 for n in IDLE NORM REAL; do grep -q "^$n " "$work/list" || fail "$n missing from usched list"; done
 grep -q "config /etc/usched/usched.conf applied" "$work/uschedd.log" || fail "the default config was not applied"
+# The package's pkg-config file, not one a quick start installed in /usr/local.
+export PKG_CONFIG_LIBDIR=/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)/pkgconfig:/usr/lib/pkgconfig:/usr/share/pkgconfig
+case $(pkg-config --path usched) in
+  /usr/lib/*) ;;
+  *) fail "pkg-config finds $(pkg-config --path usched), not the package's usched.pc" ;;
+esac
 [ "$(pkg-config --modversion usched)" = "$(dpkg-deb -f "$lib" Version)" ] || fail "pkg-config --modversion usched"
 cat > "$work/probe.c" <<'C'
 #include <stdio.h>
@@ -126,4 +153,10 @@ installed=0
 [ -e /etc/usched/usched.conf ] && fail "config left after purge"
 [ -e "$wants" ] || [ -L "$wants" ] && fail "uschedd.service still enabled after purge"
 [ -e /etc/systemd/system/uschedd.service ] || [ -L /etc/systemd/system/uschedd.service ] && fail "uschedd.service masked after purge"
+if [ "$live_state" = 1 ]; then
+  [ "$(ls -A /var/lib/usched 2>/dev/null)" = "$live_files" ] || fail "purge touched the running uschedd's /var/lib/usched"
+  flock -n /var/lib/usched true 2>/dev/null && fail "the uschedd that held /var/lib/usched is gone"
+  [ -S /run/usched/usched.sock ] || fail "purge removed the running uschedd's socket /run/usched/usched.sock"
+  echo "the running uschedd kept /var/lib/usched and /run/usched"
+fi
 echo "PASSED"
