@@ -9,8 +9,11 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "start: run as root (uschedd manages cgroups and scheduling classes)" >&2
   exit 1
 fi
-./scripts/build.sh
-cmake --install build --prefix /usr/local >/dev/null
+# Only what is installed below: the daemon, the command and the SDK's
+# library (scripts/test.sh builds the tests and benchmarks). `cmake
+# --install` fails if any of them is missing.
+./scripts/build.sh uschedd usched libusched
+cmake --install "${BUILD_DIR:-build}" --prefix /usr/local >/dev/null
 ldconfig  # libusched.so.0, just installed in /usr/local/lib, for programs built against it
 
 socket=${USCHED_SOCKET:-/run/usched/usched.sock}
