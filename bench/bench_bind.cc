@@ -6,7 +6,10 @@
 //! path is timed separately: Bind answered -> /proc/PID/cgroup shows it.
 //! (P is cpu0-1, not cpu0: a member still in Q's cgroup v1 cpuset cannot be
 //! given an affinity disjoint from it, see docs/benchmarks.md.)
-//! Goals: p50 <= 200 us, p99 <= 1 ms, >= 5000 binds/s on 2 CPUs.
+//! Goals: p50 <= 1.3x the p50 of a GetScheduler round trip by the same
+//! client in the same run, p99 <= 1 ms, >= 5000 binds/s with 8 client
+//! threads on 2 CPUs. USCHED_BENCH_USCHEDD_B=PATH measures a second uschedd
+//! binary in the same run (rounds alternating), to compare two builds.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -80,47 +83,98 @@ Run hammer(const std::string& sock, int threads, int per_thread) {
   return out;
 }
 
+// One client alternating GetScheduler (the floor: a read RPC that touches
+// no kernel state, on the same connection and the same strand) and Bind.
+struct Paired {
+  std::vector<double> get, bind;
+  double seconds = 0;  // the Binds' share of the wall time
+};
+
+Paired paired(const std::string& sock, int iters) {
+  std::vector<std::unique_ptr<test::Child>> kids;
+  for (int i = 0; i < 4; ++i) kids.push_back(std::make_unique<test::Child>());
+  auto c = Client::connect(sock);
+  if (!c) die(c.status().message());
+  Paired out;
+  for (int i = 0; i < iters; ++i) {
+    double t0 = now_us();
+    auto g = (*c)->get("P");
+    out.get.push_back(now_us() - t0);
+    if (!g) die("get: " + g.status().message());
+    t0 = now_us();
+    auto r = (*c)->bind((i / 4) % 2 ? "Q" : "P", kids[i % 4]->pid());
+    out.bind.push_back(now_us() - t0);
+    if (!r) die("bind: " + r.status().message());
+  }
+  for (double v : out.bind) out.seconds += v / 1e6;
+  return out;
+}
+
+// One uschedd under test and what its rounds measured.
+struct Side {
+  std::string prefix;  // "" for this build's uschedd, "B." for the other
+  std::unique_ptr<test::Daemon> d;
+  std::vector<double> get50, b1_50, b1_99, b1_rate, vs_get, b8_50, b8_99, b8_rate;
+};
+
+void round_of(Side& s, const Args& args) {
+  Paired p = paired(s.d->socket(), std::max(50, args.iters));
+  s.get50.push_back(percentile(p.get, 50));
+  s.b1_50.push_back(percentile(p.bind, 50));
+  s.b1_99.push_back(percentile(p.bind, 99));
+  s.b1_rate.push_back(p.bind.size() / p.seconds);
+  s.vs_get.push_back(s.b1_50.back() / s.get50.back());
+  Run run = hammer(s.d->socket(), 8, std::max(8, args.iters / 8));
+  s.b8_50.push_back(percentile(run.lat, 50));
+  s.b8_99.push_back(percentile(run.lat, 99));
+  s.b8_rate.push_back(run.lat.size() / run.seconds);
+}
+
+void report(const Side& s, int rounds) {
+  const std::string& n = s.prefix;
+  result(n + "get.1thr.p50", median(s.get50), "us", "(floor: one RPC round trip, no kernel work)");
+  result(n + "bind.1thr.p50", median(s.b1_50), "us", "goal <= 1.3x get.1thr.p50");
+  result(n + "bind.1thr.p99", median(s.b1_99), "us", "goal <= 1000 us");
+  result(n + "bind.1thr.rate", median(s.b1_rate), "/s");
+  std::printf("RATIO  %-34s %12.2f x      goal <= 1.3 (median of %d rounds, Get and Bind alternating)\n",
+              (n + "bind.1thr.p50/get.1thr.p50").c_str(), median(s.vs_get), rounds);
+  result(n + "bind.8thr.p50", median(s.b8_50), "us");
+  result(n + "bind.8thr.p99", median(s.b8_99), "us", "goal <= 1000 us");
+  result(n + "bind.8thr.rate", median(s.b8_rate), "/s", "goal >= 5000/s");
+  std::fflush(stdout);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   Args args(argc, argv, 2000);
   const bool real = cgroups_writable();
-  test::Daemon d(daemon_flags());
-  Owned own_d(d);
-  if (!d.start()) die("uschedd did not start: " + d.log());
-  if (d.cli({"P", "on", "cpu0-1"}).exit_code != 0 || d.cli({"Q", "on", "cpu1"}).exit_code != 0)
-    die("cannot create P and Q: " + d.log());
-  std::printf("# glue: %s\n", real ? "real cgroups (root)" : "fake");
-
-  {
-    // The floor: a read RPC that touches no kernel state (GetScheduler), on
-    // the same connection and the same strand as a Bind.
-    auto c = Client::connect(d.socket());
-    if (!c) die(c.status().message());
-    std::vector<double> lat;
-    for (int i = 0; i < std::max(50, args.iters); ++i) {
-      const double t0 = now_us();
-      auto r = (*c)->get("P");
-      lat.push_back(now_us() - t0);
-      if (!r) die("get: " + r.status().message());
-    }
-    result("get.1thr.p50", percentile(lat, 50), "us", "(floor: one RPC round trip, no kernel work)");
+  // USCHED_BENCH_USCHEDD_B=PATH: a second uschedd (another build) measured
+  // in the same run, its rounds alternating with this build's (A, B, A, B).
+  std::vector<Side> sides(1);
+  if (const char* b = std::getenv("USCHED_BENCH_USCHEDD_B"); b && *b) {
+    sides.resize(2);
+    sides[1].prefix = "B.";
+    sides[1].d = std::make_unique<test::Daemon>(daemon_flags());
+    sides[1].d->set_binary(b);
   }
-
-  for (int threads : {1, 8}) {
-    std::vector<double> p50, p99, rate;
-    for (int r = 0; r < std::max(1, args.rounds / 2); ++r) {
-      Run run = hammer(d.socket(), threads, std::max(8, args.iters / threads));
-      p50.push_back(percentile(run.lat, 50));
-      p99.push_back(percentile(run.lat, 99));
-      rate.push_back(run.lat.size() / run.seconds);
-    }
-    const std::string n = "bind." + std::to_string(threads) + "thr";
-    result(n + ".p50", median(p50), "us", "goal <= 200 us");
-    result(n + ".p99", median(p99), "us", "goal <= 1000 us");
-    result(n + ".rate", median(rate), "/s", "goal >= 5000/s");
+  sides[0].d = std::make_unique<test::Daemon>(daemon_flags());
+  std::vector<std::unique_ptr<Owned>> owned;
+  for (Side& s : sides) {
+    owned.push_back(std::make_unique<Owned>(*s.d));
+    if (!s.d->start()) die("uschedd did not start: " + s.d->log());
+    if (s.d->cli({"P", "on", "cpu0-1"}).exit_code != 0 || s.d->cli({"Q", "on", "cpu1"}).exit_code != 0)
+      die("cannot create P and Q: " + s.d->log());
   }
+  std::printf("# glue: %s%s\n", real ? "real cgroups (root)" : "fake",
+              sides.size() > 1 ? "; B. = USCHED_BENCH_USCHEDD_B, rounds alternating A, B" : "");
 
+  for (int r = 0; r < args.rounds; ++r) {
+    for (Side& s : sides) round_of(s, args);
+  }
+  for (const Side& s : sides) report(s, args.rounds);
+
+  test::Daemon& d = *sides[0].d;
   if (real) {
     // The cgroup move, off the critical path: Bind answered -> visible.
     auto c = Client::connect(d.socket());
@@ -141,6 +195,6 @@ int main(int argc, char** argv) {
     result("bind.cgroup_move.p50", median(move), "us", "(after the answer, off the critical path)");
     result("bind.cgroup_move.max", percentile(move, 100), "us");
   }
-  stopped(d);
+  for (Side& s : sides) stopped(*s.d);
   return 0;
 }

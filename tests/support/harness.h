@@ -231,11 +231,14 @@ class Daemon {
     log_ = dir_ / "uschedd.log";
   }
   ~Daemon() { stop(SIGKILL); }
+  // Another uschedd binary than this build's (a benchmark comparing two
+  // builds side by side); before start().
+  void set_binary(std::string path) { binary_ = std::move(path); }
 
   // Starts and waits until `usched list` answers; false (with the log in
   // error()) when it exits or does not answer within 10 s.
   bool start() {
-    std::vector<std::string> argv = {USCHEDD_PATH, "--socket", socket_, "--state-dir", state_dir_};
+    std::vector<std::string> argv = {binary_, "--socket", socket_, "--state-dir", state_dir_};
     argv.insert(argv.end(), extra_.begin(), extra_.end());
     pid_ = ::fork();
     if (pid_ == 0) {
@@ -304,6 +307,7 @@ class Daemon {
   TempDir dir_;
   std::vector<std::string> extra_;
   std::string state_dir_, socket_, log_;
+  std::string binary_ = USCHEDD_PATH;
   pid_t pid_ = -1;
   int exit_status_ = 0;
 };
