@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Quick start, part two: install what is missing, build, and run every test
 # tier (unit, glue, service, kernel, fuzz, package, sdk, slurm, vm, bench);
-# with USCHED_SANITIZERS=1 also the sanitizer builds (scripts/sanitize.sh:
-# asan, tsan). The kernel, package, sdk, slurm, vm and bench tiers need root
+# with USCHED_SANITIZERS=1 (or asan, or tsan) also the sanitizer builds
+# (scripts/sanitize.sh). The kernel, package, sdk, slurm, vm and bench tiers need root
 # and skip with a reason otherwise; with
 # USCHED_REQUIRE_KERNEL=1 (as CI sets it) a skip is a failure.
 set -euo pipefail
@@ -19,9 +19,13 @@ status=0
 (cd "${BUILD_DIR:-build}" && ctest --output-on-failure --timeout 300 -j1 "$@") || status=$?
 # USCHED_SANITIZERS=1 with the whole suite (no arguments) also runs the unit,
 # glue and service tiers under ASan + UBSan and the service tier under TSan,
-# each in its own build directory (scripts/sanitize.sh). Not yet part of the
-# default run: these builds have not yet completed a clean run.
-if [ $# -eq 0 ] && [ "${USCHED_SANITIZERS:-0}" != 0 ]; then
-  ./scripts/sanitize.sh || status=$?
-fi
+# each in its own build directory (scripts/sanitize.sh); USCHED_SANITIZERS=asan
+# (or tsan) runs only that one. Not part of the default run: the ASan run is
+# clean (about 2.5 min with a warm ccache, but 34 min to build cold), the
+# TSan run is not usable with Debian's gRPC (docs/reliability.md).
+case ${USCHED_SANITIZERS:-0} in
+  0) ;;
+  1) [ $# -ne 0 ] || ./scripts/sanitize.sh || status=$? ;;
+  *) [ $# -ne 0 ] || ./scripts/sanitize.sh "$USCHED_SANITIZERS" || status=$? ;;
+esac
 exit $status
