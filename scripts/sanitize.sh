@@ -51,7 +51,8 @@ for kind in $kinds; do
   export ASAN_OPTIONS="log_path=$reports/asan:detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=1:quarantine_size_mb=32"
   export LSAN_OPTIONS="suppressions=$supp/lsan.supp:print_suppressions=0"
   export UBSAN_OPTIONS="log_path=$reports/ubsan:print_stacktrace=1:halt_on_error=1"
-  export TSAN_OPTIONS="log_path=$reports/tsan:suppressions=$supp/tsan.supp:print_suppressions=0:second_deadlock_stack=1:halt_on_error=0"
+  # ignore_noninstrumented_modules: see tests/sanitize/tsan.supp.
+  export TSAN_OPTIONS="log_path=$reports/tsan:suppressions=$supp/tsan.supp:print_suppressions=0:second_deadlock_stack=1:halt_on_error=0:ignore_noninstrumented_modules=1"
   status=0
   # The tiers by their labels; none found is a failure, not a pass.
   ctest --test-dir "$build" -L "$tiers" --no-tests=error --output-on-failure --timeout 300 -j1 || status=$?
