@@ -3,10 +3,9 @@
 # the tiers that can run there:
 #   asan: ASan + UBSan (build-asan), the unit, glue and service tiers
 #   tsan: TSan (build-tsan), the service tier (uschedd's gRPC threads, the
-#         strand and the cgroup mover, driven by real clients). Not clean
-#         with Debian 12's gRPC: it synchronizes with abseil's Mutex,
-#         which Debian does not build for TSan, so every object handed
-#         between threads through gRPC is reported (docs/reliability.md).
+#         strand and the cgroup mover, driven by real clients). Debian's
+#         gRPC and abseil are not built for TSan, so what they call is not
+#         checked, only our code (tests/sanitize/tsan.supp says why).
 # Only uschedd, usched and the test binaries those tiers need are built.
 # Every sanitizer report of every process (tests, uschedd, usched) goes to
 # BUILD/sanitizer-reports; one report fails the run, even when the process
