@@ -36,6 +36,11 @@ class Service final : public v1::Usched::Service {
  public:
   Service(asio::io_context& io, Engine& engine, ServiceLimits limits = {})
       : io_(io), engine_(engine), limits_(limits) {}
+  // Every handler has returned by now (the server was shut down), the
+  // last Watch after releasing its count under peers_mu_. That order is
+  // gRPC's, kept with a mutex ThreadSanitizer cannot see (Debian's abseil
+  // is not built for it); taking the lock makes it one TSan sees too.
+  ~Service() { std::lock_guard<std::mutex> l(peers_mu_); }
 
   // Records SO_PEERCRED of a connection about to be handed to gRPC, by
   // fd; past --max-connections-per-uid its RPCs are refused (see there).
