@@ -12,11 +12,24 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <absl/synchronization/mutex.h>
 #include <grpcpp/grpcpp.h>
 
 namespace usched {
 
 namespace {
+
+// A child of rfork (usched_rfork) may call the library again, but fork()
+// copies every lock as it was at that instant, and gRPC's threads in the
+// parent lock abseil mutexes all the time. Abseil's deadlock detection (on
+// in Debian's build) takes one global spinlock around every such lock, so
+// about one child in 500 inherited it held and hung for good in
+// grpc_init. Off: it is a debugging aid, and without it the child meets
+// only locks that are held rarely (docs/sdk.md).
+const bool g_no_lock_graph = [] {
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  return true;
+}();
 
 using Clock = std::chrono::system_clock;
 
