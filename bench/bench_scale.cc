@@ -71,12 +71,6 @@ class Sleepers {
   std::vector<pthread_t> threads_;
 };
 
-long rss_kib(pid_t pid) {
-  std::string s = test::read_file("/proc/" + std::to_string(pid) + "/status");
-  auto p = s.find("VmRSS:");
-  return p == std::string::npos ? -1 : std::atol(s.c_str() + p + 6);
-}
-
 std::unique_ptr<Client> connect(const test::Daemon& d) {
   auto c = Client::connect(d.socket());
   if (!c) die(c.status().message());
@@ -132,7 +126,7 @@ int main(int argc, char** argv) {
     bind_all(d, sl.tids(), names, 8);
     result("scale.bind_each", (now_us() - t0) / n_members, "us",
            "(" + std::to_string(n_members) + " thread members, 8 clients)");
-    result("scale.daemon_rss", rss_kib(d.pid()) / 1024.0, "MiB", "goal <= 64 MiB");
+    result("scale.daemon_rss", test::rss_kib(d.pid()) / 1024.0, "MiB", "goal <= 64 MiB");
     std::vector<double> lat;
     for (int i = 0; i < 5; ++i) {
       t0 = now_us();
