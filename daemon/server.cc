@@ -99,7 +99,7 @@ void Service::remember_peer(int fd, const Caller& c) {
   peers_[fd] = std::move(p);
 }
 
-Caller Service::caller(grpc::ServerContext* ctx) {
+Caller Service::caller(grpc::ServerContextBase* ctx) {
   const std::string peer = ctx->peer();
   Caller c;
   c.uid = static_cast<uid_t>(-1);  // unknown peers may only read
@@ -112,7 +112,7 @@ Caller Service::caller(grpc::ServerContext* ctx) {
   return c;
 }
 
-std::string Service::refused(grpc::ServerContext* ctx) {
+std::string Service::refused(grpc::ServerContextBase* ctx) {
   const std::string peer = ctx->peer();
   if (peer.rfind("fd:", 0) != 0) return "";
   const int fd = std::atoi(peer.c_str() + 3);
@@ -121,12 +121,50 @@ std::string Service::refused(grpc::ServerContext* ctx) {
   return it == peers_.end() ? "" : it->second.refused;
 }
 
-template <class Fn>
-grpc::Status Service::on_strand(grpc::ServerContext* ctx, Fn&& fn) {
+grpc::Status Service::admit(grpc::ServerContextBase* ctx) {
   if (stopping_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "uschedd is stopping");
   if (std::string why = refused(ctx); !why.empty()) {
     return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, why);
   }
+  return grpc::Status::OK;
+}
+
+// Who touches what. A gRPC callback thread deserializes *req, runs the
+// handler (the peer's credentials under peers_mu_, admit, the post) and
+// returns. The strand (the thread running io_) runs fn, which reads *req,
+// writes *resp and uses the engine (only ever used on the strand). Then
+// Finish, which serializes *resp before it hands the call back to gRPC, is
+// called by the strand itself when no other RPC waits for it, else by the
+// finisher_ thread, so that the strand goes on with the next RPC while the
+// answer is sent. Each hand-off is an Asio post (a mutex-guarded queue):
+// handler -> strand -> finisher. gRPC frees req and resp only after the call
+// is done, i.e. after Finish. queued_ is an atomic counter, nothing else is
+// shared. A refused call is finished by the handler and never posted. At
+// shutdown, server->Shutdown() waits until every callback call is finished,
+// and main() stops io_ only after it returns (the finisher_ thread lives as
+// long as the Service), so every posted fn runs and its call is finished.
+template <class Fn>
+grpc::ServerUnaryReactor* Service::finish_on_strand(grpc::CallbackServerContext* ctx, Fn&& fn) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (grpc::Status no = admit(ctx); !no.ok()) {
+    reactor->Finish(no);
+    return reactor;
+  }
+  ++queued_;
+  asio::post(io_, [this, reactor, fn = std::forward<Fn>(fn)]() mutable {
+    grpc::Status st = to_grpc(fn());
+    if (--queued_ > 0) {
+      asio::post(finisher_, [reactor, st = std::move(st)] { reactor->Finish(st); });
+    } else {
+      reactor->Finish(st);
+    }
+  });
+  return reactor;
+}
+
+template <class Fn>
+grpc::Status Service::wait_on_strand(grpc::ServerContext* ctx, Fn&& fn) {
+  if (grpc::Status no = admit(ctx); !no.ok()) return no;
   auto done = std::make_shared<std::promise<Status>>();
   auto fut = done->get_future();
   asio::post(io_, [done, fn = std::forward<Fn>(fn)]() mutable { done->set_value(fn()); });
@@ -139,11 +177,11 @@ grpc::Status Service::on_strand(grpc::ServerContext* ctx, Fn&& fn) {
   return to_grpc(fut.get());
 }
 
-grpc::Status Service::CreateScheduler(grpc::ServerContext* ctx,
-                                      const v1::CreateSchedulerRequest* req,
-                                      v1::CreateSchedulerResponse* resp) {
+grpc::ServerUnaryReactor* Service::CreateScheduler(grpc::CallbackServerContext* ctx,
+                                                   const v1::CreateSchedulerRequest* req,
+                                                   v1::CreateSchedulerResponse* resp) {
   const Caller c = caller(ctx);
-  return on_strand(ctx, [&, c]() -> Status {
+  return finish_on_strand(ctx, [=, this]() -> Status {
     auto r = engine_.create(c, req->spec());
     if (!r) return r.status();
     *resp->mutable_scheduler() = std::move(*r);
@@ -151,11 +189,11 @@ grpc::Status Service::CreateScheduler(grpc::ServerContext* ctx,
   });
 }
 
-grpc::Status Service::UpdateScheduler(grpc::ServerContext* ctx,
-                                      const v1::UpdateSchedulerRequest* req,
-                                      v1::UpdateSchedulerResponse* resp) {
+grpc::ServerUnaryReactor* Service::UpdateScheduler(grpc::CallbackServerContext* ctx,
+                                                   const v1::UpdateSchedulerRequest* req,
+                                                   v1::UpdateSchedulerResponse* resp) {
   const Caller c = caller(ctx);
-  return on_strand(ctx, [&, c]() -> Status {
+  return finish_on_strand(ctx, [=, this]() -> Status {
     std::vector<std::string> mask(req->update_mask().begin(), req->update_mask().end());
     auto r = engine_.update(c, req->spec(), mask);
     if (!r) return r.status();
@@ -164,11 +202,11 @@ grpc::Status Service::UpdateScheduler(grpc::ServerContext* ctx,
   });
 }
 
-grpc::Status Service::DestroyScheduler(grpc::ServerContext* ctx,
-                                       const v1::DestroySchedulerRequest* req,
-                                       v1::DestroySchedulerResponse* resp) {
+grpc::ServerUnaryReactor* Service::DestroyScheduler(grpc::CallbackServerContext* ctx,
+                                                    const v1::DestroySchedulerRequest* req,
+                                                    v1::DestroySchedulerResponse* resp) {
   const Caller c = caller(ctx);
-  return on_strand(ctx, [&, c]() -> Status {
+  return finish_on_strand(ctx, [=, this]() -> Status {
     auto r = engine_.destroy(c, req->name(), req->force());
     if (!r) return r.status();
     *resp = std::move(*r);
@@ -176,9 +214,9 @@ grpc::Status Service::DestroyScheduler(grpc::ServerContext* ctx,
   });
 }
 
-grpc::Status Service::GetScheduler(grpc::ServerContext* ctx, const v1::GetSchedulerRequest* req,
-                                   v1::GetSchedulerResponse* resp) {
-  return on_strand(ctx, [&]() -> Status {
+grpc::ServerUnaryReactor* Service::GetScheduler(grpc::CallbackServerContext* ctx, const v1::GetSchedulerRequest* req,
+                                                v1::GetSchedulerResponse* resp) {
+  return finish_on_strand(ctx, [=, this]() -> Status {
     auto r = engine_.get(req->name());
     if (!r) return r.status();
     *resp->mutable_scheduler() = std::move(*r);
@@ -186,18 +224,18 @@ grpc::Status Service::GetScheduler(grpc::ServerContext* ctx, const v1::GetSchedu
   });
 }
 
-grpc::Status Service::ListSchedulers(grpc::ServerContext* ctx, const v1::ListSchedulersRequest*,
-                                     v1::ListSchedulersResponse* resp) {
-  return on_strand(ctx, [&]() -> Status {
+grpc::ServerUnaryReactor* Service::ListSchedulers(grpc::CallbackServerContext* ctx, const v1::ListSchedulersRequest*,
+                                                  v1::ListSchedulersResponse* resp) {
+  return finish_on_strand(ctx, [=, this]() -> Status {
     *resp = engine_.list();
     return Status::ok();
   });
 }
 
-grpc::Status Service::Bind(grpc::ServerContext* ctx, const v1::BindRequest* req,
-                           v1::BindResponse* resp) {
+grpc::ServerUnaryReactor* Service::Bind(grpc::CallbackServerContext* ctx, const v1::BindRequest* req,
+                                        v1::BindResponse* resp) {
   const Caller c = caller(ctx);
-  return on_strand(ctx, [&, c]() -> Status {
+  return finish_on_strand(ctx, [=, this]() -> Status {
     auto r = engine_.bind(c, *req);
     if (!r) return r.status();
     *resp = std::move(*r);
@@ -205,10 +243,10 @@ grpc::Status Service::Bind(grpc::ServerContext* ctx, const v1::BindRequest* req,
   });
 }
 
-grpc::Status Service::Unbind(grpc::ServerContext* ctx, const v1::UnbindRequest* req,
-                             v1::UnbindResponse* resp) {
+grpc::ServerUnaryReactor* Service::Unbind(grpc::CallbackServerContext* ctx, const v1::UnbindRequest* req,
+                                          v1::UnbindResponse* resp) {
   const Caller c = caller(ctx);
-  return on_strand(ctx, [&, c]() -> Status {
+  return finish_on_strand(ctx, [=, this]() -> Status {
     auto r = engine_.unbind(c, req->pid(), req->tid());
     if (!r) return r.status();
     *resp = std::move(*r);
@@ -216,10 +254,10 @@ grpc::Status Service::Unbind(grpc::ServerContext* ctx, const v1::UnbindRequest* 
   });
 }
 
-grpc::Status Service::Chown(grpc::ServerContext* ctx, const v1::ChownRequest* req,
-                            v1::ChownResponse* resp) {
+grpc::ServerUnaryReactor* Service::Chown(grpc::CallbackServerContext* ctx, const v1::ChownRequest* req,
+                                         v1::ChownResponse* resp) {
   const Caller c = caller(ctx);
-  return on_strand(ctx, [&, c]() -> Status {
+  return finish_on_strand(ctx, [=, this]() -> Status {
     auto r = engine_.chown(c, req->name(), req->uid(),
                            req->has_gid() ? std::optional<uint32_t>(req->gid()) : std::nullopt);
     if (!r) return r.status();
@@ -265,7 +303,7 @@ grpc::Status Service::Watch(grpc::ServerContext* ctx, const v1::WatchRequest*,
   } release{this, c.uid, ctx};
   auto q = std::make_shared<Queue>();
   int id = 0;
-  grpc::Status st = on_strand(ctx, [&]() -> Status {
+  grpc::Status st = wait_on_strand(ctx, [&]() -> Status {
     id = engine_.subscribe([q](const v1::Event& ev) {
       std::lock_guard<std::mutex> l(q->mu);
       if (q->events.size() < kMaxQueued) q->events.push_back(ev);  // a stalled reader loses events
@@ -295,10 +333,10 @@ done:
 
 // ---- gangs ----------------------------------------------------------------------
 
-grpc::Status Service::CreateGang(grpc::ServerContext* ctx, const v1::CreateGangRequest* req,
-                                 v1::CreateGangResponse* resp) {
+grpc::ServerUnaryReactor* Service::CreateGang(grpc::CallbackServerContext* ctx, const v1::CreateGangRequest* req,
+                                              v1::CreateGangResponse* resp) {
   const Caller c = caller(ctx);
-  return on_strand(ctx, [&, c]() -> Status {
+  return finish_on_strand(ctx, [=, this]() -> Status {
     auto r = engine_.create_gang(c, req->spec());
     if (!r) return r.status();
     *resp->mutable_gang() = std::move(*r);
@@ -306,16 +344,17 @@ grpc::Status Service::CreateGang(grpc::ServerContext* ctx, const v1::CreateGangR
   });
 }
 
-grpc::Status Service::DestroyGang(grpc::ServerContext* ctx, const v1::DestroyGangRequest* req,
-                                  v1::DestroyGangResponse*) {
+grpc::ServerUnaryReactor* Service::DestroyGang(grpc::CallbackServerContext* ctx, const v1::DestroyGangRequest* req,
+                                               v1::DestroyGangResponse*) {
   const Caller c = caller(ctx);
-  return on_strand(ctx, [&, c]() -> Status { return engine_.destroy_gang(c, req->scheduler(), req->name()); });
+  return finish_on_strand(ctx,
+                          [=, this]() -> Status { return engine_.destroy_gang(c, req->scheduler(), req->name()); });
 }
 
-grpc::Status Service::AddGangMember(grpc::ServerContext* ctx, const v1::AddGangMemberRequest* req,
-                                    v1::AddGangMemberResponse* resp) {
+grpc::ServerUnaryReactor* Service::AddGangMember(grpc::CallbackServerContext* ctx, const v1::AddGangMemberRequest* req,
+                                                 v1::AddGangMemberResponse* resp) {
   const Caller c = caller(ctx);
-  return on_strand(ctx, [&, c]() -> Status {
+  return finish_on_strand(ctx, [=, this]() -> Status {
     auto r = engine_.add_gang_member(c, *req);
     if (!r) return r.status();
     *resp->mutable_gang() = std::move(*r);
@@ -323,15 +362,16 @@ grpc::Status Service::AddGangMember(grpc::ServerContext* ctx, const v1::AddGangM
   });
 }
 
-grpc::Status Service::RemoveGangMember(grpc::ServerContext* ctx, const v1::RemoveGangMemberRequest* req,
-                                       v1::RemoveGangMemberResponse*) {
+grpc::ServerUnaryReactor* Service::RemoveGangMember(grpc::CallbackServerContext* ctx,
+                                                    const v1::RemoveGangMemberRequest* req,
+                                                    v1::RemoveGangMemberResponse*) {
   const Caller c = caller(ctx);
-  return on_strand(ctx, [&, c]() -> Status { return engine_.remove_gang_member(c, *req); });
+  return finish_on_strand(ctx, [=, this]() -> Status { return engine_.remove_gang_member(c, *req); });
 }
 
-grpc::Status Service::ListGangs(grpc::ServerContext* ctx, const v1::ListGangsRequest* req,
-                                v1::ListGangsResponse* resp) {
-  return on_strand(ctx, [&]() -> Status {
+grpc::ServerUnaryReactor* Service::ListGangs(grpc::CallbackServerContext* ctx, const v1::ListGangsRequest* req,
+                                             v1::ListGangsResponse* resp) {
+  return finish_on_strand(ctx, [=, this]() -> Status {
     *resp = engine_.list_gangs(req->scheduler());
     return Status::ok();
   });
@@ -438,10 +478,10 @@ void Acceptor::close() {
   }
 }
 
-grpc::Status Service::Apply(grpc::ServerContext* ctx, const v1::ApplyRequest* req,
-                            v1::ApplyResponse* resp) {
+grpc::ServerUnaryReactor* Service::Apply(grpc::CallbackServerContext* ctx, const v1::ApplyRequest* req,
+                                         v1::ApplyResponse* resp) {
   const Caller c = caller(ctx);
-  return on_strand(ctx, [&, c]() -> Status {
+  return finish_on_strand(ctx, [=, this]() -> Status {
     auto r = engine_.apply(c, *req);
     if (!r) return r.status();
     *resp = std::move(*r);
@@ -449,9 +489,9 @@ grpc::Status Service::Apply(grpc::ServerContext* ctx, const v1::ApplyRequest* re
   });
 }
 
-grpc::Status Service::GetStats(grpc::ServerContext* ctx, const v1::GetStatsRequest*,
-                               v1::GetStatsResponse* resp) {
-  return on_strand(ctx, [&]() -> Status {
+grpc::ServerUnaryReactor* Service::GetStats(grpc::CallbackServerContext* ctx, const v1::GetStatsRequest*,
+                                            v1::GetStatsResponse* resp) {
+  return finish_on_strand(ctx, [=, this]() -> Status {
     *resp = engine_.stats();
     return Status::ok();
   });

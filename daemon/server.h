@@ -32,7 +32,31 @@ struct ServiceLimits {
   int max_watchers_per_uid = 16;
 };
 
-class Service final : public v1::Usched::Service {
+// Every unary RPC uses gRPC's callback API: the handler posts the work to
+// the engine's strand and returns; the strand runs it and finishes the call
+// (ServerUnaryReactor::Finish may be called from any thread), so no gRPC
+// thread waits on the strand. A Bind still answers only once its placement
+// is applied: Finish follows the engine's work. Watch, a stream, stays
+// synchronous.
+using UnaryCallbackService =
+    v1::Usched::WithCallbackMethod_CreateScheduler<
+    v1::Usched::WithCallbackMethod_UpdateScheduler<
+    v1::Usched::WithCallbackMethod_DestroyScheduler<
+    v1::Usched::WithCallbackMethod_GetScheduler<
+    v1::Usched::WithCallbackMethod_ListSchedulers<
+    v1::Usched::WithCallbackMethod_Bind<
+    v1::Usched::WithCallbackMethod_Unbind<
+    v1::Usched::WithCallbackMethod_Chown<
+    v1::Usched::WithCallbackMethod_Apply<
+    v1::Usched::WithCallbackMethod_GetStats<
+    v1::Usched::WithCallbackMethod_CreateGang<
+    v1::Usched::WithCallbackMethod_DestroyGang<
+    v1::Usched::WithCallbackMethod_AddGangMember<
+    v1::Usched::WithCallbackMethod_RemoveGangMember<
+    v1::Usched::WithCallbackMethod_ListGangs<
+    v1::Usched::Service>>>>>>>>>>>>>>>;
+
+class Service final : public UnaryCallbackService {
  public:
   Service(asio::io_context& io, Engine& engine, ServiceLimits limits = {})
       : io_(io), engine_(engine), limits_(limits) {}
@@ -51,47 +75,56 @@ class Service final : public v1::Usched::Service {
   // is cancelled and its connection shut down (gRPC then closes it).
   void shutting_down();
 
-  grpc::Status CreateScheduler(grpc::ServerContext* ctx, const v1::CreateSchedulerRequest* req,
-                               v1::CreateSchedulerResponse* resp) override;
-  grpc::Status UpdateScheduler(grpc::ServerContext* ctx, const v1::UpdateSchedulerRequest* req,
-                               v1::UpdateSchedulerResponse* resp) override;
-  grpc::Status DestroyScheduler(grpc::ServerContext* ctx, const v1::DestroySchedulerRequest* req,
-                                v1::DestroySchedulerResponse* resp) override;
-  grpc::Status GetScheduler(grpc::ServerContext* ctx, const v1::GetSchedulerRequest* req,
-                            v1::GetSchedulerResponse* resp) override;
-  grpc::Status ListSchedulers(grpc::ServerContext* ctx, const v1::ListSchedulersRequest* req,
-                              v1::ListSchedulersResponse* resp) override;
-  grpc::Status Bind(grpc::ServerContext* ctx, const v1::BindRequest* req,
-                    v1::BindResponse* resp) override;
-  grpc::Status Unbind(grpc::ServerContext* ctx, const v1::UnbindRequest* req,
-                      v1::UnbindResponse* resp) override;
+  grpc::ServerUnaryReactor* CreateScheduler(grpc::CallbackServerContext* ctx, const v1::CreateSchedulerRequest* req,
+                                            v1::CreateSchedulerResponse* resp) override;
+  grpc::ServerUnaryReactor* UpdateScheduler(grpc::CallbackServerContext* ctx, const v1::UpdateSchedulerRequest* req,
+                                            v1::UpdateSchedulerResponse* resp) override;
+  grpc::ServerUnaryReactor* DestroyScheduler(grpc::CallbackServerContext* ctx, const v1::DestroySchedulerRequest* req,
+                                             v1::DestroySchedulerResponse* resp) override;
+  grpc::ServerUnaryReactor* GetScheduler(grpc::CallbackServerContext* ctx, const v1::GetSchedulerRequest* req,
+                                         v1::GetSchedulerResponse* resp) override;
+  grpc::ServerUnaryReactor* ListSchedulers(grpc::CallbackServerContext* ctx, const v1::ListSchedulersRequest* req,
+                                           v1::ListSchedulersResponse* resp) override;
+  grpc::ServerUnaryReactor* Bind(grpc::CallbackServerContext* ctx, const v1::BindRequest* req,
+                                 v1::BindResponse* resp) override;
+  grpc::ServerUnaryReactor* Unbind(grpc::CallbackServerContext* ctx, const v1::UnbindRequest* req,
+                                   v1::UnbindResponse* resp) override;
   grpc::Status Watch(grpc::ServerContext* ctx, const v1::WatchRequest* req,
                      grpc::ServerWriter<v1::Event>* writer) override;
-  grpc::Status Chown(grpc::ServerContext* ctx, const v1::ChownRequest* req,
-                     v1::ChownResponse* resp) override;
-  grpc::Status Apply(grpc::ServerContext* ctx, const v1::ApplyRequest* req,
-                     v1::ApplyResponse* resp) override;
-  grpc::Status GetStats(grpc::ServerContext* ctx, const v1::GetStatsRequest* req,
-                        v1::GetStatsResponse* resp) override;
-  grpc::Status CreateGang(grpc::ServerContext* ctx, const v1::CreateGangRequest* req,
-                          v1::CreateGangResponse* resp) override;
-  grpc::Status DestroyGang(grpc::ServerContext* ctx, const v1::DestroyGangRequest* req,
-                           v1::DestroyGangResponse* resp) override;
-  grpc::Status AddGangMember(grpc::ServerContext* ctx, const v1::AddGangMemberRequest* req,
-                             v1::AddGangMemberResponse* resp) override;
-  grpc::Status RemoveGangMember(grpc::ServerContext* ctx, const v1::RemoveGangMemberRequest* req,
-                                v1::RemoveGangMemberResponse* resp) override;
-  grpc::Status ListGangs(grpc::ServerContext* ctx, const v1::ListGangsRequest* req,
-                         v1::ListGangsResponse* resp) override;
+  grpc::ServerUnaryReactor* Chown(grpc::CallbackServerContext* ctx, const v1::ChownRequest* req,
+                                  v1::ChownResponse* resp) override;
+  grpc::ServerUnaryReactor* Apply(grpc::CallbackServerContext* ctx, const v1::ApplyRequest* req,
+                                  v1::ApplyResponse* resp) override;
+  grpc::ServerUnaryReactor* GetStats(grpc::CallbackServerContext* ctx, const v1::GetStatsRequest* req,
+                                     v1::GetStatsResponse* resp) override;
+  grpc::ServerUnaryReactor* CreateGang(grpc::CallbackServerContext* ctx, const v1::CreateGangRequest* req,
+                                       v1::CreateGangResponse* resp) override;
+  grpc::ServerUnaryReactor* DestroyGang(grpc::CallbackServerContext* ctx, const v1::DestroyGangRequest* req,
+                                        v1::DestroyGangResponse* resp) override;
+  grpc::ServerUnaryReactor* AddGangMember(grpc::CallbackServerContext* ctx, const v1::AddGangMemberRequest* req,
+                                          v1::AddGangMemberResponse* resp) override;
+  grpc::ServerUnaryReactor* RemoveGangMember(grpc::CallbackServerContext* ctx, const v1::RemoveGangMemberRequest* req,
+                                             v1::RemoveGangMemberResponse* resp) override;
+  grpc::ServerUnaryReactor* ListGangs(grpc::CallbackServerContext* ctx, const v1::ListGangsRequest* req,
+                                      v1::ListGangsResponse* resp) override;
 
  private:
-  Caller caller(grpc::ServerContext* ctx);
+  Caller caller(grpc::ServerContextBase* ctx);
   // Why the connection's RPCs are refused ("" when they are not).
-  std::string refused(grpc::ServerContext* ctx);
-  // Runs fn on the engine's strand and waits for its answer (unless the
-  // connection is refused or the daemon stopping).
+  std::string refused(grpc::ServerContextBase* ctx);
+  // Why an RPC is not served at all (uschedd stopping, the connection
+  // refused); OK when it is served.
+  grpc::Status admit(grpc::ServerContextBase* ctx);
+  // Posts fn (which fills the response and returns a usched Status) to the
+  // engine's strand, which then finishes the call with that answer; a call
+  // admit() refuses is finished at once, without fn. fn runs after the
+  // handler has returned: it captures by value, never the handler's locals.
   template <class Fn>
-  grpc::Status on_strand(grpc::ServerContext* ctx, Fn&& fn);
+  grpc::ServerUnaryReactor* finish_on_strand(grpc::CallbackServerContext* ctx, Fn&& fn);
+  // Runs fn on the engine's strand and waits for its answer (Watch, which
+  // holds its gRPC thread for the stream anyway).
+  template <class Fn>
+  grpc::Status wait_on_strand(grpc::ServerContext* ctx, Fn&& fn);
 
   // Connections of one uid kept open past the limit, their RPCs refused
   // with the reason; a newer one shuts the oldest down.
@@ -115,6 +148,11 @@ class Service final : public v1::Usched::Service {
   // The open Watch calls and the fd of each one's connection (peers_mu_).
   std::map<grpc::ServerContext*, int> watches_;
   std::atomic<bool> stopping_{false};
+  // RPCs posted to the strand and not yet run. While more wait, the strand
+  // hands a finished call's Finish (serializing and sending the answer) to
+  // finisher_ and goes on with the next; alone, it finishes the call itself.
+  std::atomic<int> queued_{0};
+  asio::thread_pool finisher_{1};
 };
 
 // Listens on a unix socket and hands every accepted connection to gRPC.
