@@ -477,6 +477,18 @@ Result<glue::TaskInfo> Engine::check_task(int pid, int tid) const {
   return info;
 }
 
+Result<glue::TaskInfo> Engine::check_member_task(MemberKey key) const {
+  auto it = tracked_.find(key);
+  const Entity* was = it == tracked_.end() ? nullptr : tree_->entity_of(key);
+  if (!was || !it->second.exit_watch || !glue::pidfd_alive(it->second.exit_watch->native_handle())) {
+    return check_task(key.pid, key.tid);
+  }
+  auto info = proc_.task_status(key.pid, key.tid);
+  if (!info) return check_task(key.pid, key.tid);  // which names what is wrong
+  info->start_time = was->members().at(key).start_time;
+  return info;
+}
+
 Result<v1::BindResponse> Engine::bind(const Caller& c, const v1::BindRequest& r) {
   if (r.name().empty()) return invalid("name the scheduler to bind to");
   const Entity* target = tree_->find(r.name());
@@ -484,10 +496,11 @@ Result<v1::BindResponse> Engine::bind(const Caller& c, const v1::BindRequest& r)
     if (Status s = validate_name(r.name()); !s) return s;
     return not_found("no scheduler named '" + r.name() + "'");
   }
-  auto info = check_task(r.pid(), r.tid());
+  if (r.pid() <= 0 || r.tid() < 0) return check_task(r.pid(), r.tid()).status();
+  const MemberKey key{r.pid(), r.tid()};
+  auto info = check_member_task(key);
   if (!info) return info.status();
   if (Status s = check_bind(c, *target, info->uid); !s) return s;
-  const MemberKey key{r.pid(), r.tid()};
   if (Status s = check_member_limit(*target, key); !s) return s;
 
   // A pid reused by a new process is a new member, never the old one.
@@ -691,7 +704,7 @@ void Engine::join_later(const Member& m, const Entity& e) {
   const MemberKey key = m.key;
   const std::string name = e.name();
   glue::Glue* g = glue_.get();
-  asio::post(joiner_, [this, g, key, name, s] {
+  auto move = [this, g, key, name, s] {
     Status st = g->join_group(key.pid, key.tid, name, s);
     asio::post(io_, [this, key, name, cls = s.cls.cls, st] {
       if (stopping_) return;
@@ -726,6 +739,16 @@ void Engine::join_later(const Member& m, const Entity& e) {
       (void)place_member(now, *e, it->second);
       if (gangs_) gangs_->replaced(key);  // the move also undid the gang's spread
     });
+  };
+  // Handed to the joiner once the strand is done with what it runs now (a
+  // Bind's answer included), so that the joiner's wake-up and its cgroup
+  // write do not compete with that answer for the CPUs.
+  asio::post(io_, [this, key, move = std::move(move)]() mutable {
+    if (stopping_) {
+      if (auto it = tracked_.find(key); it != tracked_.end()) it->second.moving = false;
+      return;
+    }
+    asio::post(joiner_, std::move(move));
   });
 }
 

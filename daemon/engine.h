@@ -163,6 +163,11 @@ class Engine {
   // (unless the caller did that already: restored).
   void release(const Member& m, bool restored = false);
   Result<glue::TaskInfo> check_task(int pid, int tid) const;
+  // check_task for a task about to be bound. A member bound before and
+  // held by a live pidfd is that same task (no pid reuse), and not a
+  // kernel thread: only its status is read again (uid, parent), and its
+  // start time is the one recorded. Anything else: check_task.
+  Result<glue::TaskInfo> check_member_task(MemberKey key) const;
   v1::Scheduler to_proto(const Entity& e) const;
   void publish(v1::Event::Kind kind, const std::string& scheduler, int pid = 0, int tid = 0,
                const std::string& detail = "");

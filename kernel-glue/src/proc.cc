@@ -23,6 +23,11 @@ constexpr long kSysPidfdOpen = 434;
 #else
 constexpr long kSysPidfdOpen = SYS_pidfd_open;
 #endif
+#ifndef SYS_pidfd_send_signal
+constexpr long kSysPidfdSendSignal = 424;
+#else
+constexpr long kSysPidfdSendSignal = SYS_pidfd_send_signal;
+#endif
 // PIDFD_THREAD (Linux 6.9) is O_EXCL by definition (include/uapi/linux/pidfd.h).
 constexpr unsigned kPidfdThread = O_EXCL;
 
@@ -43,23 +48,45 @@ Status task_error(const KnobError& e, int pid, int tid) {
 
 // "Key:\tvalue" line of a /proc status file, value trimmed.
 std::optional<std::string> status_field(const std::string& text, std::string_view key) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
+  for (size_t at = 0; at < text.size();) {
+    size_t nl = text.find('\n', at);
+    if (nl == std::string::npos) nl = text.size();
+    std::string_view line(text.data() + at, nl - at);
+    at = nl + 1;
     if (line.size() > key.size() && line.compare(0, key.size(), key) == 0 && line[key.size()] == ':') {
       size_t b = line.find_first_not_of(" \t", key.size() + 1);
-      return b == std::string::npos ? std::string() : line.substr(b);
+      return b == std::string_view::npos ? std::string() : std::string(line.substr(b));
     }
   }
   return std::nullopt;
+}
+
+// Uid, Tgid and the task's own id from /proc/.../status text.
+Status parse_status(const std::string& text, const std::string& dir, int pid, int tid, TaskInfo& t) {
+  auto uid = status_field(text, "Uid");
+  auto tgid = status_field(text, "Tgid");
+  if (!uid) return internal("no Uid: line in " + dir + "/status");
+  {
+    std::istringstream in(*uid);
+    if (!(in >> t.uid >> t.euid)) return internal("malformed Uid: line in " + dir + "/status: " + *uid);
+  }
+  t.pid = pid;
+  if (tgid && !parse_num(*tgid, t.pid)) return internal("malformed Tgid: line in " + dir + "/status");
+  t.tid = tid != 0 ? tid : pid;
+  return Status::ok();
+}
+
+std::string task_dir(const std::string& root, int pid, int tid) {
+  std::string dir = root + "/" + std::to_string(pid);
+  if (tid != 0) dir += "/task/" + std::to_string(tid);
+  return dir;
 }
 
 }  // namespace
 
 Result<TaskInfo> ProcFs::task(int pid, int tid) const {
   if (pid <= 0 || tid < 0) return invalid("bad pid " + std::to_string(pid) + " tid " + std::to_string(tid));
-  std::string dir = root_ + "/" + std::to_string(pid);
-  if (tid != 0) dir += "/task/" + std::to_string(tid);
+  const std::string dir = task_dir(root_, pid, tid);
   auto stat = read_knob(dir + "/stat");
   if (!stat) return task_error(stat.error(), pid, tid);
   auto status = read_knob(dir + "/status");
@@ -96,17 +123,29 @@ Result<TaskInfo> ProcFs::task(int pid, int tid) const {
   t.ppid = ppid;
   t.kernel_thread = (flags & kPfKthread) != 0 || ppid == kKthreaddPid;
 
-  auto uid = status_field(status.value(), "Uid");
-  auto tgid = status_field(status.value(), "Tgid");
-  if (!uid) return internal("no Uid: line in " + dir + "/status");
-  {
-    std::istringstream in(*uid);
-    if (!(in >> t.uid >> t.euid)) return internal("malformed Uid: line in " + dir + "/status: " + *uid);
-  }
-  t.pid = pid;
-  if (tgid && !parse_num(*tgid, t.pid)) return internal("malformed Tgid: line in " + dir + "/status");
-  t.tid = tid != 0 ? tid : pid;
+  if (Status st = parse_status(status.value(), dir, pid, tid, t); !st) return st;
   return t;
+}
+
+Result<TaskInfo> ProcFs::task_status(int pid, int tid) const {
+  if (pid <= 0 || tid < 0) return invalid("bad pid " + std::to_string(pid) + " tid " + std::to_string(tid));
+  const std::string dir = task_dir(root_, pid, tid);
+  auto status = read_knob(dir + "/status");
+  if (!status) return task_error(status.error(), pid, tid);
+  TaskInfo t;
+  if (Status st = parse_status(status.value(), dir, pid, tid, t); !st) return st;
+  auto name = status_field(status.value(), "Name");
+  auto state = status_field(status.value(), "State");
+  auto ppid = status_field(status.value(), "PPid");
+  if (!state || state->empty() || !ppid || !parse_num(*ppid, t.ppid))
+    return internal("malformed " + dir + "/status: no State: or PPid: line");
+  t.comm = name.value_or("");
+  t.state = (*state)[0];
+  return t;
+}
+
+bool pidfd_alive(int fd) {
+  return ::syscall(kSysPidfdSendSignal, fd, 0, nullptr, 0) == 0;
 }
 
 Result<std::vector<int>> ProcFs::threads(int pid) const {

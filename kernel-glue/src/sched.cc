@@ -76,6 +76,11 @@ Status for_each_thread(const ProcFs& proc, int pid, int tid, const std::function
     return st.status();
   }
   std::set<int> done;
+  // The leader first, without a listing: a process of one thread is then
+  // done after one listing that shows nothing new. (Gone, ESRCH, it may
+  // still have threads: they are in the listing.)
+  done.insert(pid);
+  if (KnobStatus st = fn(pid); !st && st.err() != ESRCH) return st.status();
   // Threads created while we work copy the affinity and policy of their
   // creator (which may not be placed yet): loop until a listing shows
   // nothing new.

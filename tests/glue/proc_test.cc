@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -64,6 +65,57 @@ TEST(ProcFs, SeesAThreadAndItsTgid) {
   EXPECT_TRUE(fd->valid());
   stop = true;
   th.join();
+}
+
+// A rebind reads the status alone (the member is held by a pidfd): it
+// must say what the two reads say, but for what only stat has.
+TEST(ProcFs, StatusAloneAgreesWithTheFullReadOnWhatItHas) {
+  pid_t child = fork();
+  if (child == 0) {
+    pause();
+    _exit(0);
+  }
+  ProcFs proc;
+  auto full = proc.task(child);
+  auto one = proc.task_status(child);
+  ASSERT_TRUE(full.is_ok()) << full.status().to_string();
+  ASSERT_TRUE(one.is_ok()) << one.status().to_string();
+  EXPECT_EQ(one->pid, child);
+  EXPECT_EQ(one->tid, child);
+  EXPECT_EQ(one->ppid, getpid());
+  EXPECT_EQ(one->ppid, full->ppid);
+  EXPECT_EQ(one->uid, full->uid);
+  EXPECT_EQ(one->euid, full->euid);
+  EXPECT_EQ(one->comm, full->comm);
+  EXPECT_EQ(one->start_time, 0u) << "status has no start time: the caller's record is the identity";
+  auto fd = PidFd::open(child);
+  ASSERT_TRUE(fd.is_ok()) << fd.status().to_string();
+  EXPECT_TRUE(pidfd_alive(fd->get()));
+  ::kill(child, SIGKILL);
+  // A zombie is still the task the pid names: alive until reaped.
+  for (int i = 0; i < 1000 && proc.task(child).is_ok() && proc.task(child)->state != 'Z'; ++i) usleep(1000);
+  EXPECT_TRUE(pidfd_alive(fd->get()));
+  waitpid(child, nullptr, 0);
+  EXPECT_FALSE(pidfd_alive(fd->get())) << "reaped: the pid may now name another process";
+  EXPECT_EQ(proc.task_status(child).status().code(), Code::kNotFound);
+}
+
+TEST(ProcFs, StatusAloneOfAThreadNamesItsProcess) {
+  TempDir t;
+  testing::put(t / "4242/task/4250/status",
+               "Name:\tworker\nState:\tS (sleeping)\nTgid:\t4242\nPid:\t4250\nPPid:\t1\nUid:\t1000\t1001\t1000\t1000\n");
+  auto i = ProcFs(t.path()).task_status(4242, 4250);
+  ASSERT_TRUE(i.is_ok()) << i.status().to_string();
+  EXPECT_EQ(i->pid, 4242);
+  EXPECT_EQ(i->tid, 4250);
+  EXPECT_EQ(i->ppid, 1);
+  EXPECT_EQ(i->uid, 1000u);
+  EXPECT_EQ(i->euid, 1001u);
+  EXPECT_EQ(i->state, 'S');
+  testing::put(t / "5/status", "Name:\tx\nTgid:\t5\nUid:\t0\t0\t0\t0\n");
+  auto bad = ProcFs(t.path()).task_status(5);
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_NE(bad.status().message().find("malformed"), std::string::npos) << bad.status().message();
 }
 
 TEST(ProcFs, KernelThreaddIsAKernelThread) {

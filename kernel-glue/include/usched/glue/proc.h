@@ -30,6 +30,11 @@ class ProcFs {
   explicit ProcFs(std::string root = "/proc") : root_(std::move(root)) {}
   // NOT_FOUND when the task does not exist (naming the pid).
   Result<TaskInfo> task(int pid, int tid = 0) const;
+  // What /proc/PID/status alone says, one read where task() makes two:
+  // pid (the thread group), tid, ppid, uid, euid, comm (as status escapes
+  // it) and state. start_time, kernel_thread and cpu_us stay 0: for a task
+  // the caller already knows, held by a live pidfd (pidfd_alive).
+  Result<TaskInfo> task_status(int pid, int tid = 0) const;
   // Thread ids of a process, sorted.
   Result<std::vector<int>> threads(int pid) const;
   // "Cpus_allowed_list" of /proc/PID/task/TID/status.
@@ -42,6 +47,11 @@ class ProcFs {
  private:
   std::string root_;
 };
+
+// The task behind a pidfd has not been reaped: signal 0 reaches it (a
+// zombie included, as /proc/PID does). While it holds, the pid it was
+// opened for still names that task, never a reuse.
+bool pidfd_alive(int fd);
 
 // An owned pidfd (PIDFD_THREAD for a thread where the kernel has it). Not
 // copyable, not implicitly an int.
