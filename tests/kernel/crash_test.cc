@@ -431,13 +431,23 @@ int policy_for(v1::SchedClass c) {
   }
 }
 
-// Directories below `root` (relative paths), deepest last.
+// Directories below `root` (relative paths), deepest last. Never throws:
+// a directory uschedd removes during the walk starts it again (see
+// freezer_states in tests/support/gang.h).
 std::vector<std::string> dirs_below(const std::string& root) {
   std::vector<std::string> out;
-  std::error_code ec;
-  if (!fs::exists(root, ec)) return out;
-  for (auto& e : fs::recursive_directory_iterator(root, ec))
-    if (e.is_directory()) out.push_back(fs::relative(e.path(), root).string());
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    out.clear();
+    std::error_code ec;
+    if (!fs::exists(root, ec)) return out;
+    fs::recursive_directory_iterator it(root, ec), end;
+    while (!ec && it != end) {
+      std::error_code dec;
+      if (it->is_directory(dec)) out.push_back(fs::relative(it->path(), root, dec).string());
+      it.increment(ec);
+    }
+    if (!ec) return out;
+  }
   return out;
 }
 
@@ -566,8 +576,20 @@ TEST_F(CrashKernel, ChaosSigkillAtRandomMomentsLosesNothingAndLeavesNothingFroze
   for (int k = 0; k < kills; ++k) {
     SCOPED_TRACE("kill " + std::to_string(k + 1) + " (seed " + std::to_string(seed) + ")");
     std::atomic<bool> stop{false};
+    // Drawn before the driver starts: the driver uses rng from then on.
+    const auto life = std::chrono::milliseconds(std::uniform_int_distribution<int>(5, 400)(rng));
     std::thread driver([&] { drive(daemon_->socket(), m, pids, rng, stop, ops); });
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(5, 400)(rng)));
+    // Joined on every way out of this scope, a failure or an exception
+    // included, so that it is reported rather than ending the program.
+    struct Join {
+      std::thread& t;
+      std::atomic<bool>& stop;
+      ~Join() {
+        stop = true;
+        if (t.joinable()) t.join();
+      }
+    } join{driver, stop};
+    std::this_thread::sleep_for(life);
     if (any_frozen(top_)) ++frozen_at_kill;
     const double ms = kill_and_time_thaw(SIGKILL, [&] { return any_frozen(top_); });
     stop = true;

@@ -108,13 +108,27 @@ inline std::string freezer_state(const std::string& dir) {
 }
 
 // The freezer state of every group under our top directory.
+// The walk never throws: uschedd may remove a group while it runs (the
+// chaos test destroys schedulers from another thread), which made the
+// throwing increment of a range-for end the test with std::terminate. A
+// walk that meets a vanished directory starts again, so that the answer
+// is never a partial tree taken for a whole one (after 20 tries, the last
+// partial one).
 inline std::map<std::string, std::string> freezer_states(const std::string& top) {
+  namespace fs = std::filesystem;
   std::map<std::string, std::string> out;
   const std::string dir = kFreezer + "/" + top;
-  std::error_code ec;
-  if (!std::filesystem::exists(dir, ec)) return out;
-  for (auto& e : std::filesystem::recursive_directory_iterator(dir, ec)) {
-    if (e.is_directory()) out[e.path().string()] = freezer_state(e.path().string());
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    out.clear();
+    std::error_code ec;
+    if (!fs::exists(dir, ec)) return out;
+    fs::recursive_directory_iterator it(dir, ec), end;
+    while (!ec && it != end) {
+      std::error_code dec;
+      if (it->is_directory(dec)) out[it->path().string()] = freezer_state(it->path().string());
+      it.increment(ec);
+    }
+    if (!ec) return out;
   }
   return out;
 }
