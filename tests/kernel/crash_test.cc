@@ -431,23 +431,10 @@ int policy_for(v1::SchedClass c) {
   }
 }
 
-// Directories below `root` (relative paths), deepest last. Never throws:
-// a directory uschedd removes during the walk starts it again (see
-// freezer_states in tests/support/gang.h).
+// Directories below `root` (relative paths), deepest last.
 std::vector<std::string> dirs_below(const std::string& root) {
   std::vector<std::string> out;
-  for (int attempt = 0; attempt < 20; ++attempt) {
-    out.clear();
-    std::error_code ec;
-    if (!fs::exists(root, ec)) return out;
-    fs::recursive_directory_iterator it(root, ec), end;
-    while (!ec && it != end) {
-      std::error_code dec;
-      if (it->is_directory(dec)) out.push_back(fs::relative(it->path(), root, dec).string());
-      it.increment(ec);
-    }
-    if (!ec) return out;
-  }
+  for (const std::string& d : dirs_under(root)) out.push_back(d.substr(root.size() + 1));
   return out;
 }
 

@@ -108,16 +108,16 @@ inline std::string freezer_state(const std::string& dir) {
 }
 
 // The freezer state of every group under our top directory.
-// The walk never throws: uschedd may remove a group while it runs (the
-// chaos test destroys schedulers from another thread), which made the
-// throwing increment of a range-for end the test with std::terminate. A
-// walk that meets a vanished directory starts again, so that the answer
-// is never a partial tree taken for a whole one (after 20 tries, the last
-// partial one).
-inline std::map<std::string, std::string> freezer_states(const std::string& top) {
+// Every directory below `dir` (absolute paths, `dir` itself not among
+// them; none when it does not exist). Never throws: uschedd may remove a
+// group while the walk runs (the chaos test destroys schedulers from
+// another thread), and the throwing increment of a range-for then ended a
+// test with std::terminate. A walk that meets a vanished directory starts
+// again, so that a partial tree is not taken for the whole one (after 20
+// tries, the last partial one).
+inline std::vector<std::string> dirs_under(const std::string& dir) {
   namespace fs = std::filesystem;
-  std::map<std::string, std::string> out;
-  const std::string dir = kFreezer + "/" + top;
+  std::vector<std::string> out;
   for (int attempt = 0; attempt < 20; ++attempt) {
     out.clear();
     std::error_code ec;
@@ -125,11 +125,17 @@ inline std::map<std::string, std::string> freezer_states(const std::string& top)
     fs::recursive_directory_iterator it(dir, ec), end;
     while (!ec && it != end) {
       std::error_code dec;
-      if (it->is_directory(dec)) out[it->path().string()] = freezer_state(it->path().string());
+      if (it->is_directory(dec)) out.push_back(it->path().string());
       it.increment(ec);
     }
     if (!ec) return out;
   }
+  return out;
+}
+
+inline std::map<std::string, std::string> freezer_states(const std::string& top) {
+  std::map<std::string, std::string> out;
+  for (const std::string& d : dirs_under(kFreezer + "/" + top)) out[d] = freezer_state(d);
   return out;
 }
 
