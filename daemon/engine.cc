@@ -496,7 +496,6 @@ Result<v1::BindResponse> Engine::bind(const Caller& c, const v1::BindRequest& r)
     if (Status s = validate_name(r.name()); !s) return s;
     return not_found("no scheduler named '" + r.name() + "'");
   }
-  if (r.pid() <= 0 || r.tid() < 0) return check_task(r.pid(), r.tid()).status();
   const MemberKey key{r.pid(), r.tid()};
   auto info = check_member_task(key);
   if (!info) return info.status();
