@@ -466,8 +466,9 @@ class Cli {
   int run(const std::string& name, int vcpu, const std::vector<std::string>& cmd) {
     if (cmd.empty())
       return usage("run needs a command to run", "usage: usched run NAME [--vcpu N] -- CMD [ARGS...]");
-    if (auto rc = connect()) return *rc;
-    auto r = usched::bind_self(*client_, name, vcpu);
+    // Through the placement socket: no gRPC channel to start for one call.
+    auto r = usched::place_self(g_.socket.empty() ? usched::default_socket() : g_.socket, name, vcpu, 0,
+                                std::chrono::milliseconds(g_.timeout_ms));
     if (!r) return error(r.status());
     std::vector<char*> argv;
     for (const auto& a : cmd) argv.push_back(const_cast<char*>(a.c_str()));

@@ -20,10 +20,12 @@
 #include "asio.h"
 #include "engine.h"
 #include "ops.h"
+#include "place.h"
 #include "server.h"
 #include "systemd_notify.h"
 #include "usched/glue/glue.h"
 #include "usched/glue/guardian.h"
+#include "usched/place.h"
 
 #ifndef USCHED_VERSION
 #define USCHED_VERSION "0.1.0"
@@ -187,6 +189,15 @@ int main(int argc, char** argv) {
     engine.stop(false);
     return 1;
   }
+  // Beside it, the placement socket: a process placing itself (an rfork
+  // child, `usched run`) without gRPC (usched/place.h).
+  usched::daemon::PlaceListener place(io, engine, limits);
+  if (usched::Status s = place.listen(usched::place::socket_of(socket)); !s) {
+    spdlog::error("cannot serve: {}", s.message());
+    acceptor.close();
+    engine.stop(false);
+    return 1;
+  }
   // gRPC's standard health service (grpc.health.v1.Health) and server
   // reflection, so liveness probes and generic gRPC tools work without our
   // proto. Both must be enabled before the builder is made.
@@ -204,10 +215,12 @@ int main(int argc, char** argv) {
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
   if (health != nullptr) health->SetServingStatus("usched.v1.Usched", true);
   acceptor.start(server.get());
+  place.start();
   usched::daemon::Ops ops_service(io, engine, ops);
   if (usched::Status s = ops_service.start(); !s) {
     spdlog::error("cannot start: {}", s.message());
     acceptor.close();
+    place.close();
     server->Shutdown();
     engine.stop(false);
     return 1;
@@ -223,6 +236,7 @@ int main(int argc, char** argv) {
     spdlog::info("signal {}: stopping", sig);
     usched::daemon::notify_stopping();
     acceptor.close();
+    place.close();
     ops_service.stop();
     service.shutting_down();
     if (health != nullptr) health->Shutdown();  // probes see NOT_SERVING from here on

@@ -383,9 +383,7 @@ grpc::ServerUnaryReactor* Service::ListGangs(grpc::CallbackServerContext* ctx, c
 
 // ---- acceptor -----------------------------------------------------------------
 
-Acceptor::~Acceptor() { close(); }
-
-Status Acceptor::listen(const std::string& path) {
+Result<int> listen_unix(const std::string& path) {
   sockaddr_un addr{};
   if (path.size() >= sizeof(addr.sun_path)) {
     return invalid("socket path " + path + " is longer than " +
@@ -428,49 +426,60 @@ Status Acceptor::listen(const std::string& path) {
     ::close(fd);
     return internal("listen " + path + ": " + std::strerror(e));
   }
-  listen_.assign(fd);
+  return fd;
+}
+
+
+Acceptor::~Acceptor() { close(); }
+
+Status Acceptor::listen(const std::string& path) {
+  auto fd = listen_unix(path);
+  if (!fd) return fd.status();
+  listen_.assign(*fd);
   path_ = path;
   return Status::ok();
 }
 
-void Acceptor::start(grpc::Server* server) {
-  server_ = server;
-  wait();
+void accept_loop(asio::posix::stream_descriptor& listen, asio::steady_timer& retry,
+                 std::function<void(int fd, const Caller& c)> take) {
+  listen.async_wait(asio::posix::stream_descriptor::wait_read,
+                    [&listen, &retry, take = std::move(take)](const boost::system::error_code& ec) mutable {
+                      if (ec) return;
+                      for (;;) {
+                        int fd = ::accept4(listen.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                        if (fd < 0) {
+                          if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                            // Out of fds: the connection stays queued and
+                            // the socket readable; waiting on it again
+                            // would spin. Try again shortly.
+                            spdlog::warn("accept: {} (connections wait)", std::strerror(errno));
+                            retry.expires_after(std::chrono::milliseconds(100));
+                            retry.async_wait([&listen, &retry, take](const boost::system::error_code& e) mutable {
+                              if (!e) accept_loop(listen, retry, std::move(take));
+                            });
+                            return;
+                          }
+                          break;
+                        }
+                        ucred cred{};
+                        socklen_t len = sizeof(cred);
+                        if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+                          ::close(fd);
+                          continue;
+                        }
+                        take(fd, Caller{cred.pid, cred.uid, cred.gid});
+                      }
+                      accept_loop(listen, retry, std::move(take));
+                    });
 }
 
-void Acceptor::wait() {
-  listen_.async_wait(asio::posix::stream_descriptor::wait_read,
-                     [this](const boost::system::error_code& ec) {
-                       if (ec) return;
-                       for (;;) {
-                         int fd = ::accept4(listen_.native_handle(), nullptr, nullptr,
-                                            SOCK_CLOEXEC | SOCK_NONBLOCK);
-                         if (fd < 0) {
-                           if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                             // Out of fds: the connection stays queued and
-                             // the socket readable; waiting on it again
-                             // would spin. Try again shortly.
-                             spdlog::warn("accept: {} (connections wait)", std::strerror(errno));
-                             retry_.expires_after(std::chrono::milliseconds(100));
-                             retry_.async_wait([this](const boost::system::error_code& e) {
-                               if (!e) wait();
-                             });
-                             return;
-                           }
-                           break;
-                         }
-                         ucred cred{};
-                         socklen_t len = sizeof(cred);
-                         if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-                           ::close(fd);
-                           continue;
-                         }
-                         service_.remember_peer(fd, Caller{cred.pid, cred.uid, cred.gid});
-                         // gRPC owns the fd from here and closes it.
-                         grpc::AddInsecureChannelFromFd(server_, fd);
-                       }
-                       wait();
-                     });
+void Acceptor::start(grpc::Server* server) {
+  server_ = server;
+  accept_loop(listen_, retry_, [this](int fd, const Caller& c) {
+    service_.remember_peer(fd, c);
+    // gRPC owns the fd from here and closes it.
+    grpc::AddInsecureChannelFromFd(server_, fd);
+  });
 }
 
 void Acceptor::close() {

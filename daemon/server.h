@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -155,6 +156,18 @@ class Service final : public UnaryCallbackService {
   asio::thread_pool finisher_{1};
 };
 
+// Binds and listens on a unix socket anyone may connect to (what a caller
+// may change is decided per request from SO_PEERCRED); a socket file left
+// by a daemon that died is replaced, one that still answers is an error.
+// Returns the listening fd (non-blocking, close-on-exec).
+Result<int> listen_unix(const std::string& path);
+
+// Accepts the connections on listen as they come, for as long as it is
+// open, and hands each to take with its SO_PEERCRED; when out of fds, the
+// connections wait in the backlog and retry tries again after 100 ms.
+void accept_loop(asio::posix::stream_descriptor& listen, asio::steady_timer& retry,
+                 std::function<void(int fd, const Caller& c)> take);
+
 // Listens on a unix socket and hands every accepted connection to gRPC.
 class Acceptor {
  public:
@@ -166,7 +179,6 @@ class Acceptor {
   void close();
 
  private:
-  void wait();
   asio::io_context& io_;
   Service& service_;
   asio::posix::stream_descriptor listen_;

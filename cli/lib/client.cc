@@ -9,11 +9,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include <absl/synchronization/mutex.h>
 #include <grpcpp/grpcpp.h>
+
+#include "place_io.h"
+#include "usched/place.h"
 
 namespace usched {
 
@@ -33,10 +39,7 @@ const bool g_no_lock_graph = [] {
 
 using Clock = std::chrono::system_clock;
 
-std::string unreachable(const std::string& path, const std::string& reason) {
-  return "cannot reach uschedd at " + path + ": " + reason +
-         " (is it running? start it with `uschedd`, or point --socket/$USCHED_SOCKET at its socket)";
-}
+using detail::unreachable;
 
 // A cheap probe with a plain AF_UNIX connect: gives a precise reason (no such
 // file, connection refused, permission denied) without waiting for gRPC's
@@ -63,11 +66,7 @@ void set_deadline(grpc::ClientContext& ctx, std::chrono::milliseconds t) {
 
 }  // namespace
 
-std::string default_socket() {
-  const char* env = std::getenv("USCHED_SOCKET");
-  if (env != nullptr && *env != '\0') return env;
-  return kDefaultSocket;
-}
+std::string default_socket() { return place::default_socket(); }
 
 Status from_grpc(const grpc::Status& s) {
   Code c;
@@ -245,6 +244,11 @@ Result<v1::BindResponse> bind_thread(Client& c, const std::string& name, int vcp
 }
 
 Result<int> rfork(Client& c, const std::string& name, const RforkOptions& o) {
+  // Everything that allocates happens here, before the fork.
+  const std::string path = place::socket_of(c.socket());
+  const std::string req = detail::place_request(name, o.vcpu, 0);
+  const int timeout_ms = static_cast<int>(std::clamp<int64_t>(c.timeout().count(), 1, INT32_MAX));
+  std::vector<char> reply(place::kMaxReply);
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return internal(std::string("rfork: pipe: ") + std::strerror(errno));
   pid_t pid = ::fork();
@@ -256,32 +260,45 @@ Result<int> rfork(Client& c, const std::string& name, const RforkOptions& o) {
                   std::string("rfork: fork: ") + std::strerror(e));
   }
   if (pid == 0) {
-    // Child: only async-signal-safe calls until the parent says we are placed.
-    ::close(fds[1]);
-    char b = 0;
-    ssize_t n;
-    do {
-      n = ::read(fds[0], &b, 1);
-    } while (n < 0 && errno == EINTR);
-    if (n != 1 || b != 'g') ::_exit(127);
+    // Child: only async-signal-safe calls until placed. The answer goes to
+    // the parent as its size (or -errno), then its bytes (a pipe holds
+    // 64 KiB: these writes never wait).
     ::close(fds[0]);
+    const ssize_t n = detail::place_exchange(path.c_str(), req.data(), req.size(), reply.data(), reply.size(),
+                                             timeout_ms);
+    const bool placed = n >= 8 && place::get_le32(reply.data() + 4) == 0;
+    if (::write(fds[1], &n, sizeof(n)) != sizeof(n) || (n > 0 && ::write(fds[1], reply.data(), n) != n)) {
+      ::_exit(127);
+    }
+    ::close(fds[1]);
+    if (!placed) ::_exit(127);
     return 0;
   }
+  ::close(fds[1]);
+  // Exactly the size, then exactly that many bytes: another thread's fork
+  // may hold a copy of the write end, so EOF is not to be waited for.
+  auto read_all = [&](char* p, size_t want) {
+    while (want > 0) {
+      const ssize_t k = ::read(fds[0], p, want);
+      if (k < 0 && errno == EINTR) continue;
+      if (k <= 0) return false;
+      p += k;
+      want -= static_cast<size_t>(k);
+    }
+    return true;
+  };
+  ssize_t n = 0;
+  const bool got = read_all(reinterpret_cast<char*>(&n), sizeof(n)) &&
+                   (n <= 0 || (static_cast<size_t>(n) <= reply.size() && read_all(reply.data(), static_cast<size_t>(n))));
   ::close(fds[0]);
-  auto r = c.bind(name, static_cast<int>(pid), 0, o.vcpu);
+  Result<v1::BindResponse> r = got ? detail::place_result(path, n, reply.data())
+                                   : Result<v1::BindResponse>(internal("rfork: the child ended before it was placed"));
   if (!r) {
-    ::kill(pid, SIGKILL);
-    ::close(fds[1]);
+    ::kill(pid, SIGKILL);  // it exits by itself; this is for a child that did not get that far
     while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
     }
     return r.status();
   }
-  char go = 'g';
-  ssize_t n;
-  do {
-    n = ::write(fds[1], &go, 1);
-  } while (n < 0 && errno == EINTR);
-  ::close(fds[1]);
   return static_cast<int>(pid);
 }
 

@@ -118,18 +118,6 @@ grpc::Status list_with(v1::Usched::Stub& stub) {
   return stub.ListSchedulers(&ctx, req, &resp);
 }
 
-int connect_unix(const std::string& path) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 // Root's connect right after the flood once failed within 1 s: uschedd
 // listened with a backlog of 128, the flood filled it, and gRPC's
 // non-blocking connect failed with EAGAIN and waited out its 1 s reconnect

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -205,6 +206,20 @@ struct ChildOptions {
   // Instead of exec'ing argv: run this (as as_uid), then wait to be killed.
   std::function<void()> fn;
 };
+
+// A plain AF_UNIX connection to path (a raw client, as a hostile one
+// would open); -1 when it fails.
+inline int connect_unix(const std::string& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
 
 // SIGKILLs the process the test started (by pid, never by name), reaps it,
 // and forgets the pid; nothing when there is none.

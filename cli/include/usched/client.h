@@ -94,11 +94,19 @@ struct RforkOptions {
   int vcpu = -1;
 };
 
-// fork(); the child blocks on a pipe (never touching gRPC) until the parent's
-// Bind(name, child pid) has been answered, then returns 0. The parent returns
-// the child's pid. If Bind fails the parent SIGKILLs and reaps the child and
-// returns the error; if the parent dies first the child sees EOF and
-// _exit(127)s.
+// Binds the calling process (tid 0) or its thread tid to name through
+// uschedd's placement socket, socket + ".place" (usched/place.h): one
+// connection and one small request, no gRPC channel. `usched run` uses it.
+// Errors as Client::bind's.
+Result<v1::BindResponse> place_self(const std::string& socket, const std::string& name, int vcpu = -1, int tid = 0,
+                                    std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+// fork(); the child places itself through the placement socket of c's
+// daemon (system calls only, never gRPC, whose threads did not come along)
+// and hands the answer to the parent on a pipe; it returns 0 only once
+// placed. The parent returns the child's pid once the child is placed. If
+// the placement fails the child _exit(127)s and the parent reaps it and
+// returns the error. c.timeout() bounds the wait.
 Result<int> rfork(Client& c, const std::string& name, const RforkOptions& o = {});
 
 }  // namespace usched

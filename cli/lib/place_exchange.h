@@ -1,0 +1,30 @@
+//! The client's side of uschedd's placement socket (usched/place.h) that
+//! needs no protobuf: shared by the client library and the `usched`
+//! front program (cli/front/front.cc).
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "usched/result.h"
+
+namespace usched::detail {
+
+// "cannot reach uschedd at PATH: REASON (is it running? ...)".
+std::string unreachable(const std::string& path, const std::string& reason);
+
+// Connects to path, sends the request frame, reads the reply frame into
+// reply (cap bytes). Returns the reply frame's size, or -errno: -ETIMEDOUT
+// when uschedd did not answer within timeout_ms, -EPROTO when it closed
+// the connection or sent a malformed frame, -EMSGSIZE when the reply does
+// not fit. Async-signal-safe: system calls only, no allocation (a child of
+// fork() uses it).
+ssize_t place_exchange(const char* path, const char* req, size_t req_len, char* reply, size_t cap, int timeout_ms);
+
+// What place_exchange's outcome says: OK when uschedd placed the caller
+// (the reply then carries a BindResponse after its 8 bytes), else the
+// error, with the daemon's message verbatim.
+Status place_status(const std::string& path, ssize_t n, const char* reply);
+
+}  // namespace usched::detail
