@@ -49,7 +49,7 @@ if [ -z "$build" ]; then
   "$src/scripts/build.sh" >/dev/null
 fi
 build=$(cd "$build" && pwd)
-bins=("$build/daemon/uschedd" "$build/cli/usched" "$build/tests/kernel_tests" "$build/tests/vm_tests")
+bins=("$build/daemon/uschedd" "$build/cli/usched" "$build/cli/usched-cli" "$build/tests/kernel_tests" "$build/tests/vm_tests")
 for b in "${bins[@]}"; do [ -x "$b" ] || { echo "vm-test: $b is not built" >&2; exit 1; }; done
 
 kroot=$("$here/vm/kernel.sh")

@@ -83,7 +83,7 @@ dpkg-deb -f "$lib" Depends | grep -q "libgrpc++" || fail "libusched0 does not de
 dpkg-deb --ctrl-tarfile "$lib" | tar -xO ./shlibs 2>/dev/null | grep -q "^libusched 0 libusched0" || fail "libusched0 has no shlibs file"
 dpkg-deb -c "$deb" | awk '{print $6}' > "$work/contents"
 grep -q "libusched" "$work/contents" && fail "library files in the usched package"
-for f in ./usr/bin/uschedd ./usr/bin/usched ./etc/usched/usched.conf ./usr/lib/systemd/system/uschedd.service \
+for f in ./usr/bin/uschedd ./usr/bin/usched ./usr/libexec/usched/usched-cli ./etc/usched/usched.conf ./usr/lib/systemd/system/uschedd.service \
          ./usr/share/man/man1/usched.1 ./usr/share/man/man8/uschedd.8 \
          ./usr/share/bash-completion/completions/usched; do
   grep -qx "$f" "$work/contents" || fail "$f is not in the package"
@@ -124,6 +124,9 @@ done
 cat "$work/list"
 for n in IDLE NORM REAL; do grep -q "^$n " "$work/list" || fail "$n missing from usched list"; done
 grep -q "config /etc/usched/usched.conf applied" "$work/uschedd.log" || fail "the default config was not applied"
+# usched serves `run` itself through the placement socket; the rest goes to
+# /usr/libexec/usched/usched-cli (list above).
+[ "$(/usr/bin/usched --socket "$work/usched.sock" run NORM -- echo placed)" = placed ] || fail "usched run NORM"
 # The package's pkg-config file, not one a quick start installed in /usr/local.
 export PKG_CONFIG_LIBDIR=/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)/pkgconfig:/usr/lib/pkgconfig:/usr/share/pkgconfig
 case $(pkg-config --path usched) in
