@@ -89,6 +89,10 @@ Status Guardian::start() {
     // Nothing else of uschedd's (its listening socket, pidfds, state files)
     // lives on in the guardian.
     ::syscall(SYS_close_range, hold >= 0 ? kHoldFd + 1 : kSockFd + 1, ~0U, 0);
+    // Its own session before it is a guardian at all: until its main ran
+    // setsid, a kill of uschedd's session or group took it too (the crash
+    // test once found it there).
+    ::setsid();
     ::execv(exe_.c_str(), argv);
     ::_exit(127);
   }
