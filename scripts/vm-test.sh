@@ -71,7 +71,8 @@ for b in "${bins[@]}"; do
   objcopy --strip-debug "$b" "$ov$b"
   # /lib is a symlink to usr/lib in Debian 12: a /lib directory in the
   # overlay would replace it, so libraries go under /usr.
-  ldd "$b" | awk '/=> \// {print $3} /^\t\/lib/ {print $1}' | sed -E 's#^/(lib|lib64)/#/usr/\1/#' |
+  # (A static program, as usched is, needs none: ldd then fails.)
+  { ldd "$b" 2>/dev/null || true; } | awk '/=> \// {print $3} /^\t\/lib/ {print $1}' | sed -E 's#^/(lib|lib64)/#/usr/\1/#' |
     while read -r lib; do
       [ -e "$rootfs/root$lib" ] || [ -e "$ov$lib" ] || { mkdir -p "$ov$(dirname "$lib")" && cp -L "$lib" "$ov$lib"; }
     done
