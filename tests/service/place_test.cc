@@ -217,5 +217,29 @@ TEST(PlaceSocket, ClientsThatSendNothingAreDroppedAndOneUsersFloodIsHeldOff) {
   EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
 }
 
+// A daemon that accepts and never answers (hung, or stopped with SIGSTOP):
+// `usched run` gives up after --timeout with a message saying so, and the
+// command never runs.
+TEST(PlaceSocket, UschedRunGivesUpOnADaemonThatNeverAnswers) {
+  TempDir dir;
+  const std::string sock = dir / "hung.sock";
+  const int l = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", place::socket_of(sock).c_str());
+  ASSERT_EQ(::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << std::strerror(errno);
+  ASSERT_EQ(::listen(l, 8), 0);  // connections wait in the backlog, unanswered
+  const std::string marker = dir / "ran";
+  const auto t0 = std::chrono::steady_clock::now();
+  const CmdResult r = run({USCHED_CLI_PATH, "--socket", sock, "--timeout", "300", "run", "NORM", "--", "touch", marker});
+  const auto took = std::chrono::steady_clock::now() - t0;
+  ::close(l);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("did not answer on " + place::socket_of(sock)));
+  EXPECT_FALSE(std::filesystem::exists(marker)) << "the command ran unplaced";
+  EXPECT_GE(took, 250ms);
+  EXPECT_LT(took, 5s);
+}
+
 }  // namespace
 }  // namespace usched::test
