@@ -477,16 +477,39 @@ Result<glue::TaskInfo> Engine::check_task(int pid, int tid) const {
   return info;
 }
 
-Result<glue::TaskInfo> Engine::check_member_task(MemberKey key) const {
+Result<glue::TaskInfo> Engine::check_member_task(MemberKey key, bool need_uid, bool* cached) const {
+  *cached = false;
   auto it = tracked_.find(key);
   const Entity* was = it == tracked_.end() ? nullptr : tree_->entity_of(key);
   if (!was || !it->second.exit_watch || !glue::pidfd_alive(it->second.exit_watch->native_handle())) {
     return check_task(key.pid, key.tid);
   }
+  const Member& m = was->members().at(key);
+  if (!need_uid && it->second.ppid > 0) {
+    glue::TaskInfo info;
+    info.uid = m.uid;
+    info.ppid = it->second.ppid;
+    info.start_time = m.start_time;
+    *cached = true;
+    return info;
+  }
   auto info = proc_.task_status(key.pid, key.tid);
   if (!info) return check_task(key.pid, key.tid);  // which names what is wrong
-  info->start_time = was->members().at(key).start_time;
+  info->start_time = m.start_time;
   return info;
+}
+
+void Engine::refresh_member(MemberKey key) {
+  auto it = tracked_.find(key);
+  const Member* m = tree_->member(key);
+  if (stopping_ || it == tracked_.end() || m == nullptr) return;
+  auto info = proc_.task_status(key.pid, key.tid);
+  if (!info) return;  // gone: its exit is handled by the pidfd watch
+  it->second.ppid = info->ppid;
+  if (info->uid == m->uid) return;
+  spdlog::info("{} now belongs to uid {} (was {})", member_label(key), info->uid, m->uid);
+  (void)tree_->set_member_uid(key, info->uid);
+  if (Status s = log_member(key); !s) spdlog::error("state: {}", s.message());
 }
 
 Result<v1::BindResponse> Engine::bind(const Caller& c, const v1::BindRequest& r) {
@@ -497,7 +520,8 @@ Result<v1::BindResponse> Engine::bind(const Caller& c, const v1::BindRequest& r)
     return not_found("no scheduler named '" + r.name() + "'");
   }
   const MemberKey key{r.pid(), r.tid()};
-  auto info = check_member_task(key);
+  bool cached = false;
+  auto info = check_member_task(key, !c.root(), &cached);
   if (!info) return info.status();
   if (Status s = check_bind(c, *target, info->uid); !s) return s;
   if (Status s = check_member_limit(*target, key); !s) return s;
@@ -566,6 +590,11 @@ Result<v1::BindResponse> Engine::bind(const Caller& c, const v1::BindRequest& r)
   }
   if (fresh) watch_exit(key, t);
   join_later(placed, *e);
+  if (cached) {
+    asio::post(io_, [this, key] { refresh_member(key); });  // after the answer
+  } else {
+    t.ppid = info->ppid;
+  }
 
   v1::BindResponse resp;
   auto* pm = resp.mutable_member();
@@ -715,28 +744,29 @@ void Engine::join_later(const Member& m, const Entity& e) {
           }
           released_while_moving_.erase(r);
         }
-        return;
+        return fire_placed(key);
       }
       it->second.moving = false;
       if (!st) spdlog::warn("moving {} into the cgroup of {}: {}", member_label(key), name, st.message());
       const Entity* e = tree_->entity_of(key);
-      if (!e) return;
+      if (!e) return fire_placed(key);
       if (e->name() != name || e->class_params().cls != cls) {
         // Rebound or re-prioritised meanwhile: follow the tree.
         join_later(e->members().at(key), *e);
         return;
       }
-      if (!st) return;
+      if (!st) return fire_placed(key);
       // The cgroup move reset the affinity to the group's CPUs (cpuset
       // attach). When the member runs on all of them and is in no gang
       // (whose spread is per thread), that is already what the tree says;
       // otherwise place again from what the tree says now.
       const Member& now = e->members().at(key);
       const bool spread = gangs_ && !gangs_->gang_of(name, key).empty();
-      if (!spread && e->cpus_for(now) == e->runnable()) return;
+      if (!spread && e->cpus_for(now) == e->runnable()) return fire_placed(key);
       it->second.placed_cpus.clear();
       (void)place_member(now, *e, it->second);
       if (gangs_) gangs_->replaced(key);  // the move also undid the gang's spread
+      fire_placed(key);
     });
   };
   // Handed to the joiner once the strand is done with what it runs now (a
@@ -749,6 +779,23 @@ void Engine::join_later(const Member& m, const Entity& e) {
     }
     asio::post(joiner_, std::move(move));
   });
+}
+
+void Engine::when_placed(MemberKey key, std::function<void()> fn) {
+  auto it = tracked_.find(key);
+  const Entity* e = tree_->entity_of(key);
+  if (it == tracked_.end() || !it->second.moving || e == nullptr) return fn();
+  const bool spread = gangs_ && !gangs_->gang_of(e->name(), key).empty();
+  if (!spread && e->cpus_for(e->members().at(key)) == e->runnable()) return fn();
+  placed_waiters_[key].push_back(std::move(fn));
+}
+
+void Engine::fire_placed(MemberKey key) {
+  auto it = placed_waiters_.find(key);
+  if (it == placed_waiters_.end()) return;
+  auto fns = std::move(it->second);
+  placed_waiters_.erase(it);
+  for (auto& fn : fns) fn();
 }
 
 void Engine::watch_exit(MemberKey key, Tracked& t) {

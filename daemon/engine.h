@@ -67,6 +67,14 @@ class Engine {
   Result<v1::Scheduler> get(const std::string& name) const;
   v1::ListSchedulersResponse list() const;
   Result<v1::BindResponse> bind(const Caller& c, const v1::BindRequest& r);
+  // Runs fn (on the strand) once the member's pending cgroup move is done
+  // and its placement applied again, when that move resets its affinity
+  // to more CPUs than the tree gives it (cpuset_attach sets the group's
+  // CPUs: a locked member's vcpu, a gang's spread, are narrower); at once
+  // otherwise. A process that placed itself (the placement socket) is
+  // answered only then, so that its first instruction runs where the tree
+  // says, not for a moment on the whole group.
+  void when_placed(MemberKey key, std::function<void()> fn);
   Result<v1::UnbindResponse> unbind(const Caller& c, int pid, int tid);
   // Hands `name` to uid (and gid, when given). See authz.cc for who may.
   Result<v1::Scheduler> chown(const Caller& c, const std::string& name, uint32_t uid,
@@ -103,6 +111,7 @@ class Engine {
     bool moving = false;       // a cgroup move is queued or running
     std::string recorded;      // entity the members files hold it in
     uint64_t generation = 0;
+    int ppid = 0;              // its parent when /proc was last read (0: unknown)
   };
 
   Status check_writer(const Caller& c, const std::string& what) const;
@@ -156,6 +165,7 @@ class Engine {
   Status reconcile_members();
   Status place_member(const Member& m, const Entity& e, Tracked& t);
   void join_later(const Member& m, const Entity& e);
+  void fire_placed(MemberKey key);
   void watch_exit(MemberKey key, Tracked& t);
   void member_exited(MemberKey key, uint64_t generation);
   void sweep();
@@ -165,9 +175,14 @@ class Engine {
   Result<glue::TaskInfo> check_task(int pid, int tid) const;
   // check_task for a task about to be bound. A member bound before and
   // held by a live pidfd is that same task (no pid reuse), and not a
-  // kernel thread: only its status is read again (uid, parent), and its
-  // start time is the one recorded. Anything else: check_task.
-  Result<glue::TaskInfo> check_member_task(MemberKey key) const;
+  // kernel thread: its start time is the one recorded, and only its status
+  // is read again (uid, parent), unless need_uid is false (root binds it:
+  // no uid to check): then nothing is read and *cached says the uid and
+  // parent are those last read, for refresh_member to read again after the
+  // answer. Anything else: check_task.
+  Result<glue::TaskInfo> check_member_task(MemberKey key, bool need_uid, bool* cached) const;
+  // Reads a member's uid and parent again; records a changed uid.
+  void refresh_member(MemberKey key);
   v1::Scheduler to_proto(const Entity& e) const;
   void publish(v1::Event::Kind kind, const std::string& scheduler, int pid = 0, int tid = 0,
                const std::string& detail = "");
@@ -198,6 +213,8 @@ class Engine {
   // Members released while their cgroup move was queued: where to return
   // them once more when the move has run (join_later).
   std::map<MemberKey, glue::TaskOrigin> released_while_moving_;
+  // when_placed's callers waiting for a member's move (join_later).
+  std::map<MemberKey, std::vector<std::function<void()>>> placed_waiters_;
   uint64_t next_generation_ = 1;
   std::map<int, Subscriber> subscribers_;
   int next_subscriber_ = 1;

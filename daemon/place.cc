@@ -114,13 +114,27 @@ void PlaceListener::answer(const std::shared_ptr<Conn>& conn) {
     if (peek == 0) return done(conn);  // gone: nobody to place
     req.set_pid(c.pid);
     auto r = engine_.bind(c, req);
-    reply = r ? place::reply_frame(Code::kOk, r->SerializeAsString()) : refuse(r.status().code(), r.status().message());
+    if (r) {
+      // Answered once its first instruction runs where the tree says
+      // (Engine::when_placed): the request timeout no longer applies.
+      conn->timer.cancel();
+      engine_.when_placed(MemberKey{c.pid, req.tid()},
+                          [this, conn, f = place::reply_frame(Code::kOk, r->SerializeAsString())] { send(conn, f); });
+      return;
+    }
+    reply = refuse(r.status().code(), r.status().message());
   }
+  send(conn, reply);
+}
+
+void PlaceListener::send(const std::shared_ptr<Conn>& conn, const std::string& reply) {
+  if (conn->finished) return;
   // The answer fits in the socket's buffer (kMaxReply is far below it); a
   // client that does not read it loses it, nothing else.
   const ssize_t sent = ::send(conn->sock.native_handle(), reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
   if (sent != static_cast<ssize_t>(reply.size())) {
-    spdlog::debug("place: the answer to pid {} was not sent: {}", c.pid, sent < 0 ? std::strerror(errno) : "cut");
+    spdlog::debug("place: the answer to pid {} was not sent: {}", conn->caller.pid,
+                  sent < 0 ? std::strerror(errno) : "cut");
   }
   done(conn);
 }

@@ -40,6 +40,7 @@ class PlaceListener {
   void serve(int fd, const Caller& c);
   void read(const std::shared_ptr<Conn>& conn);
   void answer(const std::shared_ptr<Conn>& conn);
+  void send(const std::shared_ptr<Conn>& conn, const std::string& reply);
   void done(const std::shared_ptr<Conn>& conn);
 
   asio::io_context& io_;

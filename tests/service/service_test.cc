@@ -235,6 +235,46 @@ TEST_F(ServiceTest, NonRootMayReadButNotChange) {
   EXPECT_FALSE(client()->get("mine").is_ok());
 }
 
+// Root rebinding a member it bound before reads nothing in /proc (the
+// pidfd pins the task, root needs no uid): the member's uid is read again
+// right after the answer. A member that changed its uid in between shows
+// the new one, and is judged by it: its new owner may unbind it.
+TEST_F(ServiceTest, AMemberThatChangedItsUidIsRecordedWithTheNewOneAfterRootRebindsIt) {
+  USCHED_SKIP_OR_FAIL_IF(getuid() == 0 ? "" : "needs root to change a process's uid");
+  const int nobody = 65534;
+  ::chmod(daemon_->dir().path().c_str(), 0755);
+  int go[2];
+  ASSERT_EQ(::pipe2(go, O_CLOEXEC), 0);
+  Child member({}, {.fn = [&] {
+                  ::close(go[1]);
+                  char b;
+                  if (::read(go[0], &b, 1) != 1 || ::setresuid(nobody, nobody, nobody) != 0) ::_exit(1);
+                }});
+  ::close(go[0]);
+  const std::string pid = std::to_string(member.pid());
+  ASSERT_EQ(cli({"S", "on", "cpu1"}).exit_code, 0);
+  ASSERT_EQ(cli({"chown", "S", "nobody"}).exit_code, 0);
+  ASSERT_EQ(cli({"bind", "NORM", "--pid", pid}).exit_code, 0);
+  auto member_uid = [&] {
+    auto l = client()->list();
+    for (const auto& sc : l->schedulers())
+      for (const auto& m : sc.members())
+        if (m.pid() == member.pid()) return static_cast<int64_t>(m.uid());
+    return int64_t{-1};
+  };
+  EXPECT_EQ(member_uid(), 0);
+  ASSERT_EQ(::write(go[1], "g", 1), 1);
+  ::close(go[1]);
+  ASSERT_TRUE(eventually([&] { return read_file("/proc/" + pid + "/status").find("Uid:\t65534") != std::string::npos; }));
+
+  auto r = cli({"bind", "S", "--pid", pid});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(eventually([&] { return member_uid() == nobody; })) << "uid " << member_uid();
+  r = cli({"unbind", "--pid", pid}, {.as_uid = nobody});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(member_uid(), -1);
+}
+
 // ---- the glue failing ---------------------------------------------------------------
 
 TEST(ServiceGlueFailure, AFailedGroupWriteLeavesNoSchedulerBehind) {

@@ -208,6 +208,15 @@ const Member* Tree::member(MemberKey key) const {
   return it == e->members_.end() ? nullptr : &it->second;
 }
 
+bool Tree::set_member_uid(MemberKey key, uint32_t uid) {
+  auto at = member_index_.find(key);
+  if (at == member_index_.end()) return false;
+  auto it = at->second->members_.find(key);
+  if (it == at->second->members_.end()) return false;
+  it->second.uid = uid;
+  return true;
+}
+
 std::vector<const Entity*> Tree::starved() const {
   std::vector<const Entity*> out;
   for_each([&](const Entity& e) {

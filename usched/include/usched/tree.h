@@ -156,6 +156,8 @@ class Tree {
   const Entity* entity_of(MemberKey key) const;
   // The bound member, or nullptr.
   const Member* member(MemberKey key) const;
+  // Records that a member's task now belongs to uid; false when it is not bound.
+  bool set_member_uid(MemberKey key, uint32_t uid);
   // Entities (root excluded) whose effective set is empty, pre-order.
   std::vector<const Entity*> starved() const;
 
