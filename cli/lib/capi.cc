@@ -55,6 +55,9 @@ std::string socket_path() {
 
 usched::Result<std::unique_ptr<usched::Client>> connect() { return usched::Client::connect(socket_path()); }
 
+// What a Client waits for an answer by default (Client::timeout()).
+constexpr std::chrono::milliseconds kTimeout = std::chrono::seconds(10);
+
 usched::Status null_arg(const char* fn, const char* arg) {
   return usched::invalid(std::string(fn) + ": " + arg + " is NULL");
 }
@@ -71,35 +74,25 @@ extern "C" {
 
 pid_t usched_rfork(const char* name, int vcpu) {
   if (name == nullptr) return fail(null_arg("usched_rfork", "name"));
-  auto c = connect();
-  if (!c) return fail(c.status());
+  // No gRPC connection: the child places itself on the placement socket.
   usched::RforkOptions o;
   o.vcpu = vcpu;
-  auto r = usched::rfork(**c, name, o);
+  auto r = usched::rfork(socket_path(), name, o, kTimeout);
   if (!r) return fail(r.status());
-  if (*r == 0) {
-    // The child must not tear down gRPC state inherited across fork().
-    (void)c->release();
-    return succeed();
-  }
   succeed();
   return static_cast<pid_t>(*r);
 }
 
 int usched_bind_self(const char* name, int vcpu) {
   if (name == nullptr) return fail(null_arg("usched_bind_self", "name"));
-  auto c = connect();
-  if (!c) return fail(c.status());
-  auto r = usched::bind_self(**c, name, vcpu);
+  auto r = usched::place_self(socket_path(), name, vcpu, 0, kTimeout);
   if (!r) return fail(r.status());
   return succeed();
 }
 
 int usched_bind_thread(const char* name, int vcpu) {
   if (name == nullptr) return fail(null_arg("usched_bind_thread", "name"));
-  auto c = connect();
-  if (!c) return fail(c.status());
-  auto r = usched::bind_thread(**c, name, vcpu);
+  auto r = usched::place_self(socket_path(), name, vcpu, static_cast<int>(::gettid()), kTimeout);
   if (!r) return fail(r.status());
   return succeed();
 }

@@ -236,18 +236,23 @@ Status Client::watch(const std::function<bool(const v1::Event&)>& fn) {
 }
 
 Result<v1::BindResponse> bind_self(Client& c, const std::string& name, int vcpu) {
-  return c.bind(name, static_cast<int>(::getpid()), 0, vcpu);
+  return place_self(c.socket(), name, vcpu, 0, c.timeout());
 }
 
 Result<v1::BindResponse> bind_thread(Client& c, const std::string& name, int vcpu) {
-  return c.bind(name, static_cast<int>(::getpid()), static_cast<int>(::gettid()), vcpu);
+  return place_self(c.socket(), name, vcpu, static_cast<int>(::gettid()), c.timeout());
 }
 
 Result<int> rfork(Client& c, const std::string& name, const RforkOptions& o) {
+  return rfork(c.socket(), name, o, c.timeout());
+}
+
+Result<int> rfork(const std::string& socket, const std::string& name, const RforkOptions& o,
+                  std::chrono::milliseconds timeout) {
   // Everything that allocates happens here, before the fork.
-  const std::string path = place::socket_of(c.socket());
+  const std::string path = place::socket_of(socket);
   const std::string req = detail::place_request(name, o.vcpu, 0);
-  const int timeout_ms = static_cast<int>(std::clamp<int64_t>(c.timeout().count(), 1, INT32_MAX));
+  const int timeout_ms = static_cast<int>(std::clamp<int64_t>(timeout.count(), 1, INT32_MAX));
   std::vector<char> reply(place::kMaxReply);
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return internal(std::string("rfork: pipe: ") + std::strerror(errno));

@@ -78,9 +78,9 @@ class Client {
   std::chrono::milliseconds timeout_ = std::chrono::seconds(10);
 };
 
-// pid = getpid().
+// pid = getpid(), through c's daemon's placement socket (place_self).
 Result<v1::BindResponse> bind_self(Client& c, const std::string& name, int vcpu = -1);
-// pid = getpid(), tid = gettid().
+// pid = getpid(), tid = gettid(), the same way.
 Result<v1::BindResponse> bind_thread(Client& c, const std::string& name, int vcpu = -1);
 
 // Splits "SCHED/GANG" at its last '/': {"batch/jobA", "g"}. INVALID_ARGUMENT
@@ -108,5 +108,9 @@ Result<v1::BindResponse> place_self(const std::string& socket, const std::string
 // the placement fails the child _exit(127)s and the parent reaps it and
 // returns the error. c.timeout() bounds the wait.
 Result<int> rfork(Client& c, const std::string& name, const RforkOptions& o = {});
+// The same without a Client: the daemon's gRPC socket path (its placement
+// socket is socket + ".place") and how long to wait for its answer.
+Result<int> rfork(const std::string& socket, const std::string& name, const RforkOptions& o,
+                  std::chrono::milliseconds timeout);
 
 }  // namespace usched
