@@ -760,9 +760,8 @@ void Engine::join_later(const Member& m, const Entity& e) {
       // attach). When the member runs on all of them and is in no gang
       // (whose spread is per thread), that is already what the tree says;
       // otherwise place again from what the tree says now.
+      if (!move_widens(*e, key)) return fire_placed(key);
       const Member& now = e->members().at(key);
-      const bool spread = gangs_ && !gangs_->gang_of(name, key).empty();
-      if (!spread && e->cpus_for(now) == e->runnable()) return fire_placed(key);
       it->second.placed_cpus.clear();
       (void)place_member(now, *e, it->second);
       if (gangs_) gangs_->replaced(key);  // the move also undid the gang's spread
@@ -784,10 +783,14 @@ void Engine::join_later(const Member& m, const Entity& e) {
 void Engine::when_placed(MemberKey key, std::function<void()> fn) {
   auto it = tracked_.find(key);
   const Entity* e = tree_->entity_of(key);
-  if (it == tracked_.end() || !it->second.moving || e == nullptr) return fn();
-  const bool spread = gangs_ && !gangs_->gang_of(e->name(), key).empty();
-  if (!spread && e->cpus_for(e->members().at(key)) == e->runnable()) return fn();
+  if (it == tracked_.end() || !it->second.moving || e == nullptr || !move_widens(*e, key)) return fn();
   placed_waiters_[key].push_back(std::move(fn));
+}
+
+bool Engine::move_widens(const Entity& e, MemberKey key) const {
+  // A gang's spread is per thread; otherwise the member's own CPUs.
+  const bool spread = gangs_ && !gangs_->gang_of(e.name(), key).empty();
+  return spread || e.cpus_for(e.members().at(key)) != e.runnable();
 }
 
 void Engine::fire_placed(MemberKey key) {

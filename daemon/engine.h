@@ -166,6 +166,10 @@ class Engine {
   Status place_member(const Member& m, const Entity& e, Tracked& t);
   void join_later(const Member& m, const Entity& e);
   void fire_placed(MemberKey key);
+  // Whether moving the member into e's cgroup sets its affinity wider than
+  // the tree gives it (cpuset_attach sets the group's CPUs): then it must
+  // be placed again after the move.
+  bool move_widens(const Entity& e, MemberKey key) const;
   void watch_exit(MemberKey key, Tracked& t);
   void member_exited(MemberKey key, uint64_t generation);
   void sweep();

@@ -82,11 +82,7 @@ void PlaceListener::read(const std::shared_ptr<Conn>& conn) {
 void PlaceListener::answer(const std::shared_ptr<Conn>& conn) {
   const Caller& c = conn->caller;
   const uint32_t len = place::get_le32(conn->buf.data());
-  auto refuse = [&](Code code, std::string msg) {
-    constexpr size_t kMaxMessage = 1024;  // as to_grpc: a quoted name cannot make the answer huge
-    if (msg.size() > kMaxMessage) msg = msg.substr(0, kMaxMessage) + "... (message cut)";
-    return place::reply_frame(code, msg);
-  };
+  auto refuse = [](Code code, const std::string& msg) { return place::reply_frame(code, cut_message(msg)); };
   std::string reply;
   v1::BindRequest req;
   if (len > place::kMaxRequest) {

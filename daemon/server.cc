@@ -34,13 +34,12 @@ grpc::Status to_grpc(const Status& s) {
     case Code::kUnavailable: c = grpc::StatusCode::UNAVAILABLE; break;
     case Code::kInternal: c = grpc::StatusCode::INTERNAL; break;
   }
-  // Messages quote what the caller sent; a huge name must not make the
-  // answer itself too large for the client's metadata limit (8 KiB).
+  return grpc::Status(c, cut_message(s.message()));  // gRPC's metadata limit is 8 KiB
+}
+
+std::string cut_message(const std::string& m) {
   constexpr size_t kMaxMessage = 1024;
-  if (s.message().size() > kMaxMessage) {
-    return grpc::Status(c, s.message().substr(0, kMaxMessage) + "... (message cut)");
-  }
-  return grpc::Status(c, s.message());
+  return m.size() > kMaxMessage ? m.substr(0, kMaxMessage) + "... (message cut)" : m;
 }
 
 void Service::shutting_down() {

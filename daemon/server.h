@@ -24,6 +24,10 @@ namespace usched::daemon {
 
 // Turns a usched Status into a grpc::Status: the one place that does it.
 grpc::Status to_grpc(const Status& s);
+// An error message as it goes back to a client: cut to 1 KiB (messages
+// quote what the caller sent, and a huge name must not make the answer too
+// large for the client's limits).
+std::string cut_message(const std::string& m);
 
 // Limits per non-root uid (0: no limit); going past one is
 // RESOURCE_EXHAUSTED naming the flag. Root is never limited, so that root

@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -252,7 +251,7 @@ Result<int> rfork(const std::string& socket, const std::string& name, const Rfor
   // Everything that allocates happens here, before the fork.
   const std::string path = place::socket_of(socket);
   const std::string req = detail::place_request(name, o.vcpu, 0);
-  const int timeout_ms = static_cast<int>(std::clamp<int64_t>(timeout.count(), 1, INT32_MAX));
+  const int timeout_ms = detail::timeout_ms(timeout);
   std::vector<char> reply(place::kMaxReply);
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return internal(std::string("rfork: pipe: ") + std::strerror(errno));

@@ -27,9 +27,8 @@ Result<v1::BindResponse> place_self(const std::string& socket, const std::string
   const std::string path = place::socket_of(socket);
   const std::string req = detail::place_request(name, vcpu, tid);
   std::vector<char> reply(place::kMaxReply);
-  const auto ms = std::min<int64_t>(timeout.count(), 86400000);
-  const ssize_t n =
-      detail::place_exchange(path.c_str(), req.data(), req.size(), reply.data(), reply.size(), static_cast<int>(ms));
+  const ssize_t n = detail::place_exchange(path.c_str(), req.data(), req.size(), reply.data(), reply.size(),
+                                           detail::timeout_ms(timeout));
   return detail::place_result(path, n, reply.data());
 }
 

@@ -6,6 +6,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "usched/place.h"
@@ -72,6 +73,10 @@ ssize_t place_exchange(const char* path, const char* req, size_t req_len, char* 
   }
   ::close(fd);
   return out;
+}
+
+int timeout_ms(std::chrono::milliseconds t) {
+  return static_cast<int>(std::clamp<int64_t>(t.count(), 1, 86400000));
 }
 
 Status place_status(const std::string& path, ssize_t n, const char* reply) {

@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <string>
 
 #include "usched/result.h"
@@ -21,6 +22,9 @@ std::string unreachable(const std::string& path, const std::string& reason);
 // not fit. Async-signal-safe: system calls only, no allocation (a child of
 // fork() uses it).
 ssize_t place_exchange(const char* path, const char* req, size_t req_len, char* reply, size_t cap, int timeout_ms);
+
+// A timeout as place_exchange takes it: milliseconds, 1 to a day.
+int timeout_ms(std::chrono::milliseconds t);
 
 // What place_exchange's outcome says: OK when uschedd placed the caller
 // (the reply then carries a BindResponse after its 8 bytes), else the

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "usched/place.h"
 #include "usched/result.h"
 #include "usched/v1/usched.grpc.pb.h"
 #include "usched/v1/usched.pb.h"
@@ -20,7 +21,7 @@ class Status;
 
 namespace usched {
 
-inline constexpr const char* kDefaultSocket = "/run/usched/usched.sock";
+using place::kDefaultSocket;  // usched/place.h
 
 // $USCHED_SOCKET if set and non-empty, else "/run/usched/usched.sock".
 std::string default_socket();
