@@ -17,6 +17,7 @@
 #include <absl/synchronization/mutex.h>
 #include <grpcpp/grpcpp.h>
 
+#include "client_unary.h"
 #include "place_io.h"
 #include "usched/place.h"
 
@@ -59,8 +60,14 @@ std::string probe(const std::string& path) {
   return reason;
 }
 
-void set_deadline(grpc::ClientContext& ctx, std::chrono::milliseconds t) {
-  ctx.set_deadline(Clock::now() + t);
+std::shared_ptr<grpc::Channel> channel_to(const std::string& socket) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 0);
+  // A channel of its own connections: a child that usched::rfork made must
+  // not pick up the parent's connection from gRPC's global subchannel pool
+  // (the parent closes it; the child's call then fails "Socket closed").
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return grpc::CreateCustomChannel("unix:" + socket, grpc::InsecureChannelCredentials(), args);
 }
 
 }  // namespace
@@ -86,21 +93,23 @@ Status from_grpc(const grpc::Status& s) {
   return Status(c, std::move(msg));
 }
 
+std::unique_ptr<Client> Client::with_caller(const std::string& socket, std::unique_ptr<UnaryCaller> caller) {
+  std::unique_ptr<Client> c(new Client(socket, nullptr));
+  c->caller_ = std::move(caller);
+  return c;
+}
+
 Client::Client(std::string socket, std::shared_ptr<grpc::Channel> ch)
-    : socket_(std::move(socket)), channel_(std::move(ch)), stub_(v1::Usched::NewStub(channel_)) {}
+    : socket_(std::move(socket)), channel_(std::move(ch)) {
+  if (channel_) stub_ = v1::Usched::NewStub(channel_);
+}
 
 Result<std::unique_ptr<Client>> Client::connect(const std::string& socket,
                                                 std::chrono::milliseconds timeout) {
   if (socket.empty()) return Status(Code::kUnavailable, unreachable(socket, "empty socket path"));
   if (std::string why = probe(socket); !why.empty())
     return Status(Code::kUnavailable, unreachable(socket, why));
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 0);
-  // A channel of its own connections: a child that usched::rfork made must
-  // not pick up the parent's connection from gRPC's global subchannel pool
-  // (the parent closes it; the child's call then fails "Socket closed").
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  auto ch = grpc::CreateCustomChannel("unix:" + socket, grpc::InsecureChannelCredentials(), args);
+  auto ch = channel_to(socket);
   if (!ch->WaitForConnected(Clock::now() + timeout))
     return Status(Code::kUnavailable,
                   unreachable(socket, "no answer within " + std::to_string(timeout.count()) + " ms"));
@@ -108,111 +117,95 @@ Result<std::unique_ptr<Client>> Client::connect(const std::string& socket,
 }
 
 Result<v1::Scheduler> Client::create(const v1::SchedulerSpec& spec) {
-  grpc::ClientContext ctx;
-  set_deadline(ctx, timeout_);
   v1::CreateSchedulerRequest req;
   *req.mutable_spec() = spec;
   v1::CreateSchedulerResponse resp;
-  if (auto s = stub_->CreateScheduler(&ctx, req, &resp); !s.ok()) return from_grpc(s);
+  if (Status s = unary("CreateScheduler", req, &resp, &v1::Usched::Stub::CreateScheduler); !s) return s;
   return resp.scheduler();
 }
 
 Result<v1::Scheduler> Client::update(const v1::SchedulerSpec& spec,
                                      const std::vector<std::string>& mask) {
-  grpc::ClientContext ctx;
-  set_deadline(ctx, timeout_);
   v1::UpdateSchedulerRequest req;
   *req.mutable_spec() = spec;
   for (const auto& m : mask) req.add_update_mask(m);
   v1::UpdateSchedulerResponse resp;
-  if (auto s = stub_->UpdateScheduler(&ctx, req, &resp); !s.ok()) return from_grpc(s);
+  if (Status s = unary("UpdateScheduler", req, &resp, &v1::Usched::Stub::UpdateScheduler); !s) return s;
   return resp.scheduler();
 }
 
 Result<v1::DestroySchedulerResponse> Client::destroy(const std::string& name, bool force) {
-  grpc::ClientContext ctx;
-  set_deadline(ctx, timeout_);
   v1::DestroySchedulerRequest req;
   req.set_name(name);
   req.set_force(force);
   v1::DestroySchedulerResponse resp;
-  if (auto s = stub_->DestroyScheduler(&ctx, req, &resp); !s.ok()) return from_grpc(s);
+  if (Status s = unary("DestroyScheduler", req, &resp, &v1::Usched::Stub::DestroyScheduler); !s) return s;
   return resp;
 }
 
 Result<v1::Scheduler> Client::get(const std::string& name) {
-  grpc::ClientContext ctx;
-  set_deadline(ctx, timeout_);
   v1::GetSchedulerRequest req;
   req.set_name(name);
   v1::GetSchedulerResponse resp;
-  if (auto s = stub_->GetScheduler(&ctx, req, &resp); !s.ok()) return from_grpc(s);
+  if (Status s = unary("GetScheduler", req, &resp, &v1::Usched::Stub::GetScheduler); !s) return s;
   return resp.scheduler();
 }
 
 Result<v1::ListSchedulersResponse> Client::list() {
-  grpc::ClientContext ctx;
-  set_deadline(ctx, timeout_);
   v1::ListSchedulersRequest req;
   v1::ListSchedulersResponse resp;
-  if (auto s = stub_->ListSchedulers(&ctx, req, &resp); !s.ok()) return from_grpc(s);
+  if (Status s = unary("ListSchedulers", req, &resp, &v1::Usched::Stub::ListSchedulers); !s) return s;
   return resp;
 }
 
 Result<v1::ApplyResponse> Client::apply(const v1::ApplyRequest& req) {
-  grpc::ClientContext ctx;
-  set_deadline(ctx, timeout_);
   v1::ApplyResponse resp;
-  if (auto s = stub_->Apply(&ctx, req, &resp); !s.ok()) return from_grpc(s);
+  if (Status s = unary("Apply", req, &resp, &v1::Usched::Stub::Apply); !s) return s;
   return resp;
 }
 
 Result<v1::GetStatsResponse> Client::stats() {
-  grpc::ClientContext ctx;
-  set_deadline(ctx, timeout_);
   v1::GetStatsRequest req;
   v1::GetStatsResponse resp;
-  if (auto s = stub_->GetStats(&ctx, req, &resp); !s.ok()) return from_grpc(s);
+  if (Status s = unary("GetStats", req, &resp, &v1::Usched::Stub::GetStats); !s) return s;
   return resp;
 }
 
 Result<v1::BindResponse> Client::bind(const std::string& name, int pid, int tid, int vcpu) {
-  grpc::ClientContext ctx;
-  set_deadline(ctx, timeout_);
   v1::BindRequest req;
   req.set_name(name);
   req.set_pid(pid);
   req.set_tid(tid);
   if (vcpu >= 0) req.set_vcpu(vcpu);
   v1::BindResponse resp;
-  if (auto s = stub_->Bind(&ctx, req, &resp); !s.ok()) return from_grpc(s);
+  if (Status s = unary("Bind", req, &resp, &v1::Usched::Stub::Bind); !s) return s;
   return resp;
 }
 
 Result<std::string> Client::unbind(int pid, int tid) {
-  grpc::ClientContext ctx;
-  set_deadline(ctx, timeout_);
   v1::UnbindRequest req;
   req.set_pid(pid);
   req.set_tid(tid);
   v1::UnbindResponse resp;
-  if (auto s = stub_->Unbind(&ctx, req, &resp); !s.ok()) return from_grpc(s);
+  if (Status s = unary("Unbind", req, &resp, &v1::Usched::Stub::Unbind); !s) return s;
   return resp.scheduler();
 }
 
 Result<v1::Scheduler> Client::chown(const std::string& name, uint32_t uid, int64_t gid) {
-  grpc::ClientContext ctx;
-  set_deadline(ctx, timeout_);
   v1::ChownRequest req;
   req.set_name(name);
   req.set_uid(uid);
   if (gid >= 0) req.set_gid(static_cast<uint32_t>(gid));
   v1::ChownResponse resp;
-  if (auto s = stub_->Chown(&ctx, req, &resp); !s.ok()) return from_grpc(s);
+  if (Status s = unary("Chown", req, &resp, &v1::Usched::Stub::Chown); !s) return s;
   return resp.scheduler();
 }
 
 Status Client::watch(const std::function<bool(const v1::Event&)>& fn) {
+  if (!stub_) {  // a client with a caller: the channel now
+    channel_ = channel_to(socket_);
+    stub_ = v1::Usched::NewStub(channel_);
+  }
   grpc::ClientContext ctx;  // no deadline: a watch lasts as long as the caller wants
   v1::WatchRequest req;
   auto reader = stub_->Watch(&ctx, req);

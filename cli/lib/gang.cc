@@ -4,36 +4,24 @@
 
 #include <chrono>
 
-#include <grpcpp/grpcpp.h>
-
-#include "usched/client.h"
+#include "client_unary.h"
 
 namespace usched {
 
-namespace {
-void deadline(grpc::ClientContext& ctx, std::chrono::milliseconds t) {
-  ctx.set_deadline(std::chrono::system_clock::now() + t);
-}
-}  // namespace
-
 Result<v1::Gang> Client::create_gang(const v1::GangSpec& spec) {
-  grpc::ClientContext ctx;
-  deadline(ctx, timeout_);
   v1::CreateGangRequest req;
   *req.mutable_spec() = spec;
   v1::CreateGangResponse resp;
-  if (auto s = stub_->CreateGang(&ctx, req, &resp); !s.ok()) return from_grpc(s);
+  if (Status s = unary("CreateGang", req, &resp, &v1::Usched::Stub::CreateGang); !s) return s;
   return resp.gang();
 }
 
 Status Client::destroy_gang(const std::string& scheduler, const std::string& gang) {
-  grpc::ClientContext ctx;
-  deadline(ctx, timeout_);
   v1::DestroyGangRequest req;
   req.set_scheduler(scheduler);
   req.set_name(gang);
   v1::DestroyGangResponse resp;
-  return from_grpc(stub_->DestroyGang(&ctx, req, &resp));
+  return unary("DestroyGang", req, &resp, &v1::Usched::Stub::DestroyGang);
 }
 
 namespace {
@@ -49,43 +37,35 @@ v1::AddGangMemberRequest add_request(const std::string& scheduler, const std::st
 
 Result<v1::Gang> Client::add_gang_threads(const std::string& scheduler, const std::string& gang, int pid,
                                           const std::string& glob) {
-  grpc::ClientContext ctx;
-  deadline(ctx, timeout_);
   v1::AddGangMemberRequest req = add_request(scheduler, gang, pid, 0);
   req.set_threads(glob);
   v1::AddGangMemberResponse resp;
-  if (auto s = stub_->AddGangMember(&ctx, req, &resp); !s.ok()) return from_grpc(s);
+  if (Status s = unary("AddGangMember", req, &resp, &v1::Usched::Stub::AddGangMember); !s) return s;
   return resp.gang();
 }
 
 Result<v1::Gang> Client::add_gang_member(const std::string& scheduler, const std::string& gang, int pid, int tid) {
-  grpc::ClientContext ctx;
-  deadline(ctx, timeout_);
   const v1::AddGangMemberRequest req = add_request(scheduler, gang, pid, tid);
   v1::AddGangMemberResponse resp;
-  if (auto s = stub_->AddGangMember(&ctx, req, &resp); !s.ok()) return from_grpc(s);
+  if (Status s = unary("AddGangMember", req, &resp, &v1::Usched::Stub::AddGangMember); !s) return s;
   return resp.gang();
 }
 
 Status Client::remove_gang_member(const std::string& scheduler, const std::string& gang, int pid, int tid) {
-  grpc::ClientContext ctx;
-  deadline(ctx, timeout_);
   v1::RemoveGangMemberRequest req;
   req.set_scheduler(scheduler);
   req.set_name(gang);
   req.set_pid(pid);
   req.set_tid(tid);
   v1::RemoveGangMemberResponse resp;
-  return from_grpc(stub_->RemoveGangMember(&ctx, req, &resp));
+  return unary("RemoveGangMember", req, &resp, &v1::Usched::Stub::RemoveGangMember);
 }
 
 Result<v1::ListGangsResponse> Client::list_gangs(const std::string& scheduler) {
-  grpc::ClientContext ctx;
-  deadline(ctx, timeout_);
   v1::ListGangsRequest req;
   req.set_scheduler(scheduler);
   v1::ListGangsResponse resp;
-  if (auto s = stub_->ListGangs(&ctx, req, &resp); !s.ok()) return from_grpc(s);
+  if (Status s = unary("ListGangs", req, &resp, &v1::Usched::Stub::ListGangs); !s) return s;
   return resp;
 }
 

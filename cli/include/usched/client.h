@@ -16,6 +16,7 @@
 
 namespace grpc {
 class Channel;
+class ClientContext;
 class Status;
 }  // namespace grpc
 
@@ -29,6 +30,18 @@ std::string default_socket();
 // The one place where a gRPC status becomes a usched::Status.
 Status from_grpc(const grpc::Status& s);
 
+// Makes a Client's unary calls in place of its gRPC channel. method is the
+// full path, "/usched.v1.Usched/ListSchedulers"; the answer is gRPC's, and
+// the Client turns it into a usched::Status as any other. The usched command
+// has one that speaks HTTP/2 on a connection of its own, without gRPC's
+// threads (cli/direct.cc).
+class UnaryCaller {
+ public:
+  virtual ~UnaryCaller() = default;
+  virtual grpc::Status call(const std::string& method, const google::protobuf::Message& req,
+                            google::protobuf::Message* resp, std::chrono::milliseconds timeout) = 0;
+};
+
 class Client {
  public:
   // Connects to "unix:"+socket and waits up to `timeout` for the channel to
@@ -36,6 +49,9 @@ class Client {
   static Result<std::unique_ptr<Client>> connect(
       const std::string& socket = default_socket(),
       std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // A client whose unary calls go through caller; a streaming call (watch)
+  // opens the gRPC channel when first made. One call at a time.
+  static std::unique_ptr<Client> with_caller(const std::string& socket, std::unique_ptr<UnaryCaller> caller);
 
   Result<v1::Scheduler> create(const v1::SchedulerSpec& spec);
   Result<v1::Scheduler> update(const v1::SchedulerSpec& spec, const std::vector<std::string>& mask);
@@ -73,9 +89,15 @@ class Client {
 
  private:
   Client(std::string socket, std::shared_ptr<grpc::Channel> ch);
+  // One unary call: through caller_ if there is one, else via_stub on the
+  // channel. method is the name in the service ("ListSchedulers").
+  template <class Req, class Resp>
+  Status unary(const char* method, const Req& req, Resp* resp,
+               grpc::Status (v1::Usched::Stub::*via_stub)(grpc::ClientContext*, const Req&, Resp*));
   std::string socket_;
-  std::shared_ptr<grpc::Channel> channel_;
+  std::shared_ptr<grpc::Channel> channel_;  // null until watch() with a caller
   std::unique_ptr<v1::Usched::Stub> stub_;
+  std::unique_ptr<UnaryCaller> caller_;
   std::chrono::milliseconds timeout_ = std::chrono::seconds(10);
 };
 
