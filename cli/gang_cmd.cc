@@ -9,6 +9,8 @@
 #include <fmt/core.h>
 #include <google/protobuf/util/json_util.h>
 
+#include "session.h"
+
 namespace usched::cli {
 namespace {
 
@@ -19,12 +21,7 @@ int fail(const Status& s) {
   return s.code() == Code::kInvalidArgument && s.message().find("SCHED/GANG") != std::string::npos ? kUsage : kError;
 }
 
-Result<std::unique_ptr<Client>> open(const ConnOpts& o) {
-  auto c = o.socket.empty() ? Client::connect() : Client::connect(o.socket);
-  if (!c) return c.status();
-  (*c)->set_timeout(std::chrono::milliseconds(o.timeout_ms));
-  return c;
-}
+Result<Client*> open(const ConnOpts& o) { return session(o.socket, o.timeout_ms); }
 
 std::string vcpus_str(const v1::Gang& g) {
   std::string s;

@@ -22,6 +22,7 @@
 
 #include "gang_cmd.h"
 #include "ops_cmd.h"
+#include "session.h"
 #include "usched/client.h"
 #include "usched/line.h"
 #include "usched/lwkt.h"
@@ -250,11 +251,9 @@ class Cli {
 
   // Returns an exit code when the connection failed.
   std::optional<int> connect() {
-    std::string sock = g_.socket.empty() ? usched::default_socket() : g_.socket;
-    auto c = Client::connect(sock, std::chrono::milliseconds(g_.timeout_ms));
+    auto c = usched::cli::session(g_.socket, g_.timeout_ms);
     if (!c) return error(c.status());
-    client_ = std::move(*c);
-    client_->set_timeout(std::chrono::milliseconds(g_.timeout_ms));
+    client_ = *c;
     return std::nullopt;
   }
 
@@ -534,7 +533,7 @@ class Cli {
 
  private:
   Globals g_;
-  std::unique_ptr<Client> client_;
+  Client* client_ = nullptr;  // usched::cli::session()'s
 };
 
 const char* kExamples = R"(Line syntax (Dillon's): if the first word is not a subcommand, the whole
@@ -566,9 +565,7 @@ bool is_global_flag(const std::string& a) {
          a.rfind("--socket=", 0) == 0 || a.rfind("--timeout=", 0) == 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
 
   // Which path: line syntax or subcommands? Look at the first word that is
@@ -749,3 +746,7 @@ int main(int argc, char** argv) {
   if (*watch) return cli.watch(watch_count);
   return usage("no command given", "Run `usched --help` for usage.");
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { usched::cli::finish(run(argc, argv)); }

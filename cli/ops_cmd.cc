@@ -18,6 +18,8 @@
 #include <fmt/core.h>
 #include <google/protobuf/util/json_util.h>
 
+#include "session.h"
+
 #include "usched/cpuset.h"
 
 namespace usched::cli {
@@ -133,10 +135,8 @@ void OpsCommands::add_to(CLI::App& app) {
 bool OpsCommands::selected() const { return (apply_ && *apply_) || (top_ && *top_); }
 
 int OpsCommands::run(const OpsConn& o) {
-  auto c = Client::connect(o.socket.empty() ? default_socket() : o.socket,
-                           std::chrono::milliseconds(o.timeout_ms));
+  auto c = session(o.socket, o.timeout_ms);
   if (!c) return fail(c.status());
-  (*c)->set_timeout(std::chrono::milliseconds(o.timeout_ms));
   if (*apply_) return apply(**c, o);
   return top(**c, o);
 }

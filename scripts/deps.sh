@@ -9,6 +9,7 @@ packages=(
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libspdlog-dev libfmt-dev
+  libnghttp2-dev  # the usched command's calls without gRPC's runtime (cli/direct.cc)
   libsystemd-dev  # sd-bus: the systemd cgroup driver (docs/systemd.md)
   procps util-linux
   tmux dpkg-dev  # terminal tests of usched top/tree; dpkg-shlibdeps for cpack

@@ -7,7 +7,6 @@
 #include <gtest/gtest.h>
 
 #include <sys/socket.h>
-#include <sys/un.h>
 
 #include <thread>
 
@@ -223,12 +222,8 @@ TEST(PlaceSocket, ClientsThatSendNothingAreDroppedAndOneUsersFloodIsHeldOff) {
 TEST(PlaceSocket, UschedRunGivesUpOnADaemonThatNeverAnswers) {
   TempDir dir;
   const std::string sock = dir / "hung.sock";
-  const int l = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", place::socket_of(sock).c_str());
-  ASSERT_EQ(::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << std::strerror(errno);
-  ASSERT_EQ(::listen(l, 8), 0);  // connections wait in the backlog, unanswered
+  const int l = listen_unix(place::socket_of(sock));  // connections wait in the backlog, unanswered
+  ASSERT_GE(l, 0) << std::strerror(errno);
   const std::string marker = dir / "ran";
   const auto t0 = std::chrono::steady_clock::now();
   const CmdResult r = run({USCHED_CLI_PATH, "--socket", sock, "--timeout", "300", "run", "NORM", "--", "touch", marker});

@@ -221,6 +221,20 @@ inline int connect_unix(const std::string& path) {
   return fd;
 }
 
+// A listening AF_UNIX socket at path that nobody serves unless the caller
+// does: connections wait in its backlog. -1 when it fails.
+inline int listen_unix(const std::string& path, int backlog = 8) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, backlog) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 // SIGKILLs the process the test started (by pid, never by name), reaps it,
 // and forgets the pid; nothing when there is none.
 inline void kill_and_reap(pid_t& pid) {
