@@ -195,7 +195,8 @@ grpc::Status Direct::call(const std::string& method, const google::protobuf::Mes
   too_big_ = closed_ = false;
   reset_ = 0;
 
-  const std::string grpc_timeout = std::to_string(std::max<int64_t>(1, timeout.count())) + "m";
+  // At most 8 digits (gRPC's PROTOCOL-HTTP2); the command's --timeout stays below that.
+  const std::string grpc_timeout = std::to_string(std::clamp<int64_t>(timeout.count(), 1, 99999999)) + "m";
   auto nv = [](const char* name, const std::string& value) {
     return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name)),
                       reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), std::strlen(name),

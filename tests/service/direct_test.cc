@@ -93,6 +93,19 @@ TEST(DirectCaller, ConnectsAgainAfterTheDaemonRestarts) {
   EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
 }
 
+// Output that cannot be written (a full disk, a closed pipe) fails the
+// command and says why, instead of exiting 0 with nothing written.
+TEST(DirectCaller, UschedListThatCannotWriteItsOutputFailsAndSaysSo) {
+  Daemon d(fake_args());
+  ASSERT_TRUE(d.start()) << d.log();
+  const CmdResult r =
+      run({"sh", "-c", std::string("exec ") + USCHED_CLI_PATH + " --socket " + d.socket() + " list > /dev/full"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("usched: cannot write the output: No space left on device"));
+  EXPECT_EQ(d.cli({"list"}).exit_code, 0);
+  EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
+}
+
 // A daemon that accepts and never answers (hung, or stopped with SIGSTOP):
 // `usched list` gives up after --timeout and says which call went
 // unanswered.
