@@ -232,6 +232,9 @@ void Engine::stop(bool cleanup) {
   guardian_watch_.reset();     // its exit from now on is expected
   sweep_timer_.cancel();
   joiner_.join();  // pending cgroup moves finish before anything is removed
+  // Answers waiting for a move (Bind, the placement socket) go now: a move
+  // that had not started will not run.
+  while (!placed_waiters_.empty()) fire_placed(placed_waiters_.begin()->first);
   if (cleanup) {
     for (auto& [key, t] : tracked_) {
       if (Status s = glue_->restore(key.pid, key.tid, t.origin); !s) {
@@ -774,7 +777,7 @@ void Engine::join_later(const Member& m, const Entity& e) {
   asio::post(io_, [this, key, move = std::move(move)]() mutable {
     if (stopping_) {
       if (auto it = tracked_.find(key); it != tracked_.end()) it->second.moving = false;
-      return;
+      return fire_placed(key);
     }
     asio::post(joiner_, std::move(move));
   });

@@ -148,18 +148,32 @@ grpc::Status Service::admit(grpc::ServerContextBase* ctx) {
 // in the handler or in fn is still reported.
 template <class Fn>
 grpc::ServerUnaryReactor* Service::finish_on_strand(grpc::CallbackServerContext* ctx, Fn&& fn) {
+  return finish_on_strand(ctx, std::forward<Fn>(fn), [](auto&& finish) { finish(); });
+}
+
+template <class Fn, class When>
+grpc::ServerUnaryReactor* Service::finish_on_strand(grpc::CallbackServerContext* ctx, Fn&& fn, When&& when) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   if (grpc::Status no = admit(ctx); !no.ok()) {
     reactor->Finish(std::move(no));
     return reactor;
   }
   ++queued_;
-  asio::post(io_, [this, reactor, fn = std::forward<Fn>(fn)]() mutable {
+  asio::post(io_, [this, reactor, fn = std::forward<Fn>(fn), when = std::forward<When>(when)]() mutable {
     grpc::Status st = to_grpc(fn());
-    if (--queued_ > 0) {
-      asio::post(finisher_, [reactor, st = std::move(st)]() mutable { reactor->Finish(std::move(st)); });
+    --queued_;
+    const bool ok = st.ok();
+    std::function<void()> finish = [this, reactor, st = std::move(st)]() mutable {
+      if (queued_ > 0) {
+        asio::post(finisher_, [reactor, st = std::move(st)]() mutable { reactor->Finish(std::move(st)); });
+      } else {
+        reactor->Finish(std::move(st));
+      }
+    };
+    if (ok) {
+      when(std::move(finish));
     } else {
-      reactor->Finish(std::move(st));
+      finish();
     }
   });
   return reactor;
@@ -238,12 +252,20 @@ grpc::ServerUnaryReactor* Service::ListSchedulers(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* Service::Bind(grpc::CallbackServerContext* ctx, const v1::BindRequest* req,
                                         v1::BindResponse* resp) {
   const Caller c = caller(ctx);
-  return finish_on_strand(ctx, [=, this]() -> Status {
-    auto r = engine_.bind(c, *req);
-    if (!r) return r.status();
-    *resp = std::move(*r);
-    return Status::ok();
-  });
+  return finish_on_strand(
+      ctx,
+      [=, this]() -> Status {
+        auto r = engine_.bind(c, *req);
+        if (!r) return r.status();
+        *resp = std::move(*r);
+        return Status::ok();
+      },
+      // A member of a locked scheduler (or a gang) whose cgroup move is
+      // still to come would run on the group's CPUs until placed again
+      // after it: the answer waits for that, as the placement socket's does.
+      [=, this](std::function<void()> finish) {
+        engine_.when_placed(MemberKey{req->pid(), req->tid()}, std::move(finish));
+      });
 }
 
 grpc::ServerUnaryReactor* Service::Unbind(grpc::CallbackServerContext* ctx, const v1::UnbindRequest* req,

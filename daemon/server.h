@@ -126,6 +126,11 @@ class Service final : public UnaryCallbackService {
   // handler has returned: it captures by value, never the handler's locals.
   template <class Fn>
   grpc::ServerUnaryReactor* finish_on_strand(grpc::CallbackServerContext* ctx, Fn&& fn);
+  // The same, but when fn succeeds the answer waits for when(finish) to
+  // call finish() (on the strand): a Bind answers once the member runs
+  // where the tree says (Engine::when_placed).
+  template <class Fn, class When>
+  grpc::ServerUnaryReactor* finish_on_strand(grpc::CallbackServerContext* ctx, Fn&& fn, When&& when);
   // Runs fn on the engine's strand and waits for its answer (Watch, which
   // holds its gRPC thread for the stream anyway).
   template <class Fn>
