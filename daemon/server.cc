@@ -163,7 +163,7 @@ grpc::ServerUnaryReactor* Service::finish_on_strand(grpc::CallbackServerContext*
     grpc::Status st = to_grpc(fn());
     --queued_;
     const bool ok = st.ok();
-    std::function<void()> finish = [this, reactor, st = std::move(st)]() mutable {
+    auto finish = [this, reactor, st = std::move(st)]() mutable {
       if (queued_ > 0) {
         asio::post(finisher_, [reactor, st = std::move(st)]() mutable { reactor->Finish(std::move(st)); });
       } else {

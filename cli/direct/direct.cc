@@ -3,8 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/time.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -100,27 +98,12 @@ class Direct final : public UnaryCaller {
 
 std::string Direct::open(std::chrono::milliseconds timeout) {
   close();
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (socket_.size() >= sizeof(addr.sun_path)) return "socket path too long";
-  std::memcpy(addr.sun_path, socket_.c_str(), socket_.size() + 1);
-  fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd_ < 0) return std::strerror(errno);
-  // A full listen backlog makes connect wait: no longer than the timeout.
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>(timeout.count() % 1000 * 1000);
-  (void)::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  int rc;
-  do {
-    rc = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  } while (rc < 0 && errno == EINTR);
-  if (rc < 0) {
-    const int e = errno;
-    close();
-    if (e == EAGAIN || e == EINPROGRESS) return "no answer within " + std::to_string(timeout.count()) + " ms";
-    return std::strerror(e);
+  const int fd = detail::connect_unix(socket_.c_str(), detail::timeout_ms(timeout));
+  if (fd < 0) {
+    if (fd == -ETIMEDOUT) return "no answer within " + std::to_string(timeout.count()) + " ms";
+    return fd == -ENAMETOOLONG ? "socket path too long" : std::strerror(-fd);
   }
+  fd_ = fd;
   if (::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) | O_NONBLOCK) != 0) {
     const int e = errno;
     close();

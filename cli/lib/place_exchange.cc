@@ -37,27 +37,36 @@ bool all(int fd, char* p, size_t n, bool out) {
 
 }  // namespace
 
-ssize_t place_exchange(const char* path, const char* req, size_t req_len, char* reply, size_t cap, int timeout_ms) {
+int connect_unix(const char* path, int timeout_ms) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   const size_t len = std::strlen(path);
   if (len >= sizeof(addr.sun_path)) return -ENAMETOOLONG;
-  if (cap < 8) return -EMSGSIZE;
   std::memcpy(addr.sun_path, path, len + 1);
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
   if (timeout_ms < 1) timeout_ms = 1;  // 0 would mean no timeout at all
   timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
   (void)::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  (void)::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   int rc;
   do {
     rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
   } while (rc < 0 && errno == EINTR);
+  if (rc == 0) return fd;
+  const int e = (errno == EAGAIN || errno == EINPROGRESS) ? ETIMEDOUT : errno;
+  ::close(fd);
+  return -e;
+}
+
+ssize_t place_exchange(const char* path, const char* req, size_t req_len, char* reply, size_t cap, int timeout_ms) {
+  if (cap < 8) return -EMSGSIZE;
+  const int fd = connect_unix(path, timeout_ms);
+  if (fd < 0) return fd;
+  if (timeout_ms < 1) timeout_ms = 1;
+  timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+  (void)::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   ssize_t out = -1;
-  if (rc < 0) {
-    out = (errno == EAGAIN || errno == EINPROGRESS) ? -ETIMEDOUT : -errno;
-  } else if (!all(fd, const_cast<char*>(req), req_len, true) || !all(fd, reply, 4, false)) {
+  if (!all(fd, const_cast<char*>(req), req_len, true) || !all(fd, reply, 4, false)) {
     out = -errno;
   } else {
     const uint32_t n = place::get_le32(reply);

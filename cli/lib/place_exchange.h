@@ -15,6 +15,12 @@ namespace usched::detail {
 // "cannot reach uschedd at PATH: REASON (is it running? ...)".
 std::string unreachable(const std::string& path, const std::string& reason);
 
+// A blocking AF_UNIX stream connection to path, close-on-exec, whose
+// connect waits no longer than timeout_ms for a full listen backlog (and
+// whose sends no longer than that). The fd, or -errno: -ETIMEDOUT when
+// uschedd did not take the connection in time. Async-signal-safe.
+int connect_unix(const char* path, int timeout_ms);
+
 // Connects to path, sends the request frame, reads the reply frame into
 // reply (cap bytes). Returns the reply frame's size, or -errno: -ETIMEDOUT
 // when uschedd did not answer within timeout_ms, -EPROTO when it closed
