@@ -18,6 +18,7 @@ struct PlaceListener::Conn {
   asio::steady_timer timer;
   Caller caller;
   std::string buf;
+  bool timed = false;  // the request timeout runs
   bool finished = false;
 };
 
@@ -55,28 +56,35 @@ void PlaceListener::serve(int fd, const Caller& c) {
     return;
   }
   ++n;
-  auto conn = std::make_shared<Conn>(io_, fd, c);
-  conn->timer.expires_after(kRequestTimeout);
-  conn->timer.async_wait([this, conn](const boost::system::error_code& ec) {
-    if (ec || conn->finished) return;
-    spdlog::debug("place: pid {} sent no request within {} s; closed", conn->caller.pid, kRequestTimeout.count());
-    done(conn);
-  });
-  read(conn);
+  read(std::make_shared<Conn>(io_, fd, c));
 }
 
 void PlaceListener::read(const std::shared_ptr<Conn>& conn) {
-  conn->sock.async_wait(asio::posix::stream_descriptor::wait_read, [this, conn](const boost::system::error_code& ec) {
-    if (ec || conn->finished) return done(conn);
-    char chunk[4096];
-    const ssize_t n = ::recv(conn->sock.native_handle(), chunk, sizeof(chunk), MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return read(conn);
-    if (n <= 0) return done(conn);  // gone before its request
-    conn->buf.append(chunk, static_cast<size_t>(n));
-    if (conn->buf.size() >= 4 && place::get_le32(conn->buf.data()) > place::kMaxRequest) return answer(conn);
-    if (conn->buf.size() < 4 || conn->buf.size() < 4 + place::get_le32(conn->buf.data())) return read(conn);
-    answer(conn);
-  });
+  // Read before waiting: a client sends its request right after connect,
+  // so it is mostly there by the time the connection is accepted.
+  char chunk[4096];
+  const ssize_t n = ::recv(conn->sock.native_handle(), chunk, sizeof(chunk), MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+    if (!conn->timed) {  // the first wait starts the client's time
+      conn->timed = true;
+      conn->timer.expires_after(kRequestTimeout);
+      conn->timer.async_wait([this, conn](const boost::system::error_code& ec) {
+        if (ec || conn->finished) return;
+        spdlog::debug("place: pid {} sent no request within {} s; closed", conn->caller.pid, kRequestTimeout.count());
+        done(conn);
+      });
+    }
+    conn->sock.async_wait(asio::posix::stream_descriptor::wait_read, [this, conn](const boost::system::error_code& ec) {
+      if (ec || conn->finished) return done(conn);
+      read(conn);
+    });
+    return;
+  }
+  if (n <= 0) return done(conn);  // gone before its request
+  conn->buf.append(chunk, static_cast<size_t>(n));
+  if (conn->buf.size() >= 4 && place::get_le32(conn->buf.data()) > place::kMaxRequest) return answer(conn);
+  if (conn->buf.size() < 4 || conn->buf.size() < 4 + place::get_le32(conn->buf.data())) return read(conn);
+  answer(conn);
 }
 
 void PlaceListener::answer(const std::shared_ptr<Conn>& conn) {
