@@ -324,7 +324,14 @@ class SystemdGlue final : public Glue {
     return it->second;
   }
 
-  bool alive(int pid) const { return proc_.task(pid).is_ok(); }
+  // A zombie is gone: systemd can no longer move it, and nothing of it runs.
+  // (A gang member killed just before a destroy can die between the listing
+  // of the slice's processes and its move; counted alive, its failed move
+  // ended remove_slice before StopUnit and left the slice active.)
+  bool alive(int pid) const {
+    auto t = proc_.task(pid);
+    return t.is_ok() && t->state != 'Z' && t->state != 'X';
+  }
 
   // Whether a process is uschedd's to move (docs/systemd.md, the table).
   Result<Decision> decide(int pid) {
