@@ -17,6 +17,10 @@ ok() { echo "ok - driver: $*"; }
 fail() {
   echo "not ok - driver: $*"
   fails=$((fails + 1))
+  # What systemd and uschedd said, for a failure seen only once.
+  timeout 10 systemctl list-units --all --no-pager --no-legend 'usched*' 2>&1 | sed 's/^/  units: /'
+  timeout 10 systemctl list-jobs --no-pager --no-legend 2>&1 | sed 's/^/  jobs: /'
+  timeout 10 journalctl -u uschedd -b --no-pager -n 40 2>&1 | sed 's/^/  uschedd: /'
   exit 1
 }
 
