@@ -241,11 +241,33 @@ Result<int> rfork(Client& c, const std::string& name, const RforkOptions& o) {
 
 Result<int> rfork(const std::string& socket, const std::string& name, const RforkOptions& o,
                   std::chrono::milliseconds timeout) {
-  // Everything that allocates happens here, before the fork.
-  const std::string path = place::socket_of(socket);
-  const std::string req = detail::place_request(name, o.vcpu, 0);
+  // Nothing from here to the child's return touches the heap (unless the
+  // name is longer than any valid one): after fork() every page that the
+  // parent or the child writes costs it a page fault (copy-on-write), and
+  // the pages malloc touched were most of what an rfork cost above a plain
+  // fork (docs/benchmarks.md, issue 12, sixth stop). Paths, request and
+  // answer live on the stack, and the answer's BindResponse is not kept.
+  char path[sizeof(sockaddr_un::sun_path)];
+  const size_t suffix = std::strlen(place::kSuffix);
+  if (socket.size() + suffix >= sizeof path) {
+    return detail::place_status(place::socket_of(socket), -ENAMETOOLONG, nullptr);
+  }
+  std::memcpy(path, socket.data(), socket.size());
+  std::memcpy(path + socket.size(), place::kSuffix, suffix + 1);
+  char small[4 + place::bind_request_max(256)];
+  std::string large;  // longer than any valid name: uschedd refuses it by name
+  const char* req = small;
+  size_t req_len = 0;
+  if (sizeof small >= 4 + place::bind_request_max(name.size())) {
+    req_len = 4 + place::bind_request_to(small + 4, name, 0, 0, o.vcpu);
+    place::put_le32_at(small, static_cast<uint32_t>(req_len - 4));
+  } else {
+    large = detail::place_request(name, o.vcpu, 0);
+    req = large.data();
+    req_len = large.size();
+  }
   const int timeout_ms = detail::timeout_ms(timeout);
-  std::vector<char> reply(place::kMaxReply);
+  char reply[place::kMaxRefusal];
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return internal(std::string("rfork: pipe: ") + std::strerror(errno));
   pid_t pid = ::fork();
@@ -257,14 +279,13 @@ Result<int> rfork(const std::string& socket, const std::string& name, const Rfor
                   std::string("rfork: fork: ") + std::strerror(e));
   }
   if (pid == 0) {
-    // Child: only async-signal-safe calls until placed. The answer goes to
+    // Child: only async-signal-safe calls until placed. The outcome goes to
     // the parent as its size (or -errno), then its bytes (a pipe holds
     // 64 KiB: these writes never wait).
     ::close(fds[0]);
-    const ssize_t n = detail::place_exchange(path.c_str(), req.data(), req.size(), reply.data(), reply.size(),
-                                             timeout_ms);
-    const bool placed = n >= 8 && place::get_le32(reply.data() + 4) == 0;
-    if (::write(fds[1], &n, sizeof(n)) != sizeof(n) || (n > 0 && ::write(fds[1], reply.data(), n) != n)) {
+    const ssize_t n = detail::place_outcome(path, req, req_len, reply, sizeof reply, timeout_ms);
+    const bool placed = n >= 8 && place::get_le32(reply + 4) == 0;
+    if (::write(fds[1], &n, sizeof(n)) != sizeof(n) || (n > 0 && ::write(fds[1], reply, n) != n)) {
       ::_exit(127);
     }
     ::close(fds[1]);
@@ -286,17 +307,15 @@ Result<int> rfork(const std::string& socket, const std::string& name, const Rfor
   };
   ssize_t n = 0;
   const bool got = read_all(reinterpret_cast<char*>(&n), sizeof(n)) &&
-                   (n <= 0 || (static_cast<size_t>(n) <= reply.size() && read_all(reply.data(), static_cast<size_t>(n))));
+                   (n <= 0 || (static_cast<size_t>(n) <= sizeof reply && read_all(reply, static_cast<size_t>(n))));
   ::close(fds[0]);
-  Result<v1::BindResponse> r = got ? detail::place_result(path, n, reply.data())
-                                   : Result<v1::BindResponse>(internal("rfork: the child ended before it was placed"));
-  if (!r) {
-    ::kill(pid, SIGKILL);  // it exits by itself; this is for a child that did not get that far
-    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-    }
-    return r.status();
+  if (got && n >= 8 && place::get_le32(reply + 4) == 0) return static_cast<int>(pid);
+  const Status s = got ? detail::place_status(path, n, reply)
+                       : internal("rfork: the child ended before it was placed");
+  ::kill(pid, SIGKILL);  // it exits by itself; this is for a child that did not get that far
+  while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
   }
-  return static_cast<int>(pid);
+  return s;
 }
 
 }  // namespace usched

@@ -29,6 +29,13 @@ int connect_unix(const char* path, int timeout_ms);
 // fork() uses it).
 ssize_t place_exchange(const char* path, const char* req, size_t req_len, char* reply, size_t cap, int timeout_ms);
 
+// As place_exchange, for a caller that needs only the outcome: when
+// uschedd placed the caller, the reply's BindResponse is read and dropped
+// and reply holds the 8 bytes of a frame with code 0 and nothing after it
+// (the size returned); a refusal comes whole. So cap need only hold a
+// refusal (place::kMaxRefusal). Async-signal-safe, as place_exchange.
+ssize_t place_outcome(const char* path, const char* req, size_t req_len, char* reply, size_t cap, int timeout_ms);
+
 // A timeout as place_exchange takes it: milliseconds, 1 to a day.
 int timeout_ms(std::chrono::milliseconds t);
 

@@ -435,6 +435,20 @@ TEST_F(ServiceTest, RforkChildIsAMemberBeforeItRuns) {
   auto bad = rfork(*c, "NOPE");
   ASSERT_FALSE(bad.is_ok());
   EXPECT_EQ(bad.status().code(), Code::kNotFound);
+  EXPECT_NE(bad.status().message().find("'NOPE'"), std::string::npos) << bad.status().message();
+  // Longer than any valid name (the request no longer fits rfork's stack
+  // buffer): refused by uschedd, naming the rule.
+  auto long_name = rfork(*c, std::string(300, 'x'));
+  ASSERT_FALSE(long_name.is_ok());
+  EXPECT_EQ(long_name.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(long_name.status().message().find("63"), std::string::npos) << long_name.status().message();
+  // A socket path no AF_UNIX address can hold: a clear error.
+  auto long_path = rfork(std::string(120, 's'), "NORM", {}, std::chrono::seconds(1));
+  ASSERT_FALSE(long_path.is_ok());
+  EXPECT_EQ(long_path.status().code(), Code::kUnavailable);
+  EXPECT_NE(long_path.status().message().find("File name too long"), std::string::npos)
+      << long_path.status().message();
+  EXPECT_EQ(c->get("NORM")->members_size(), 0);
 }
 
 TEST_F(ServiceTest, UpdateResizesAndReportsNewCpus) {

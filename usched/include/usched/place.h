@@ -16,7 +16,9 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <string>
+#include <string_view>
 
 #include "usched/result.h"
 
@@ -25,6 +27,9 @@ namespace usched::place {
 inline constexpr const char* kSuffix = ".place";
 inline constexpr uint32_t kMaxRequest = 4096;     // a BindRequest: a name and three ints
 inline constexpr uint32_t kMaxReply = 16 * 1024;  // a BindResponse, or a message cut to 1 KiB
+// A refusal: the 8 bytes of length and code, then uschedd's message, which
+// it cuts to 1 KiB (and says so in 17 more bytes).
+inline constexpr uint32_t kMaxRefusal = 8 + 1024 + 64;
 
 inline constexpr const char* kDefaultSocket = "/run/usched/usched.sock";
 
@@ -36,8 +41,14 @@ inline std::string default_socket() {
 
 inline std::string socket_of(const std::string& grpc_socket) { return grpc_socket + kSuffix; }
 
+inline void put_le32_at(char* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
 inline void put_le32(std::string& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  char b[4];
+  put_le32_at(b, v);
+  out.append(b, 4);
 }
 
 inline uint32_t get_le32(const char* p) {
@@ -46,15 +57,22 @@ inline uint32_t get_le32(const char* p) {
   return v;
 }
 
+// The most bytes bind_request writes for a name of name_len bytes: the
+// name's field (a tag, a length of up to 10 bytes, the name) and three
+// int32 fields (a tag and up to 10 bytes each).
+inline constexpr size_t bind_request_max(size_t name_len) { return name_len + 11 + 3 * 11; }
+
 // A usched.v1.BindRequest{name, pid, tid, vcpu (when >= 0)} in protobuf's
 // wire format, written out by hand so that the `usched` command's fast
 // path (cli/front.cc) needs no protobuf library; a service test checks it
-// byte for byte against protobuf's own serialization.
-inline std::string bind_request(const std::string& name, int pid, int tid, int vcpu) {
-  std::string out;
+// byte for byte against protobuf's own serialization. Writes into out,
+// which holds at least bind_request_max(name.size()) bytes, and returns
+// how many it wrote; allocates nothing (rfork's child path uses it).
+inline size_t bind_request_to(char* out, std::string_view name, int pid, int tid, int vcpu) {
+  char* p = out;
   auto varint = [&](uint64_t v) {
     do {
-      out.push_back(static_cast<char>((v & 0x7f) | (v > 0x7f ? 0x80 : 0)));
+      *p++ = static_cast<char>((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
       v >>= 7;
     } while (v != 0);
   };
@@ -66,11 +84,18 @@ inline std::string bind_request(const std::string& name, int pid, int tid, int v
   if (!name.empty()) {
     varint(1 << 3 | 2);
     varint(name.size());
-    out += name;
+    std::memcpy(p, name.data(), name.size());
+    p += name.size();
   }
   if (pid != 0) int32_field(2, pid);
   if (tid != 0) int32_field(3, tid);
   if (vcpu >= 0) int32_field(4, vcpu);
+  return static_cast<size_t>(p - out);
+}
+
+inline std::string bind_request(const std::string& name, int pid, int tid, int vcpu) {
+  std::string out(bind_request_max(name.size()), '\0');
+  out.resize(bind_request_to(out.data(), name, pid, tid, vcpu));
   return out;
 }
 
