@@ -133,9 +133,10 @@ class Engine {
   Status write_state();
   // Writes members.json (and empties members.log, which it then holds).
   Status write_members();
-  // Appends what a Bind, an Unbind or an exit changed to members.log: one
-  // write(2), no fsync, no rename. Rewrites members.json instead once the
-  // log has grown past a few times its size.
+  // Appends what a Bind or an Unbind changed to members.log (not an exit:
+  // a start-up drops members that are gone): one write(2), no fsync, no
+  // rename. Rewrites members.json instead once the log has grown past a few
+  // times its size.
   // The line says what the tree holds for `key` now (bound where, or not).
   Status log_member(MemberKey key);
   // Logs every member whose entity differs from what the files hold (a

@@ -551,8 +551,8 @@ TEST(ServiceRestart, CorruptStateIsRefusedAndKeptAside) {
   EXPECT_TRUE(kept);
 }
 
-// Members are kept in members.json plus members.log (appended per Bind,
-// Unbind and exit), neither fsynced: tasks die with the machine. After a
+// Members are kept in members.json plus members.log (appended per Bind
+// and Unbind; an exited member is dropped at start-up), neither fsynced: tasks die with the machine. After a
 // SIGKILL the log is replayed; after a reboot the members are ignored, torn
 // or not; within the same boot a torn file is refused like a torn
 // state.json, except a last log line cut short (its RPC never answered).
@@ -601,6 +601,28 @@ TEST_F(ServiceMembersFile, TheLogIsReplayedAfterASigkill) {
   const std::string out = shown(d);
   EXPECT_THAT(out, HasSubstr(std::to_string(kept_.pid())));
   EXPECT_THAT(out, ::testing::Not(HasSubstr(std::to_string(left_.pid()))));
+}
+
+// An exit writes no line: the start-up after a SIGKILL finds the member's
+// pid gone and drops it, saying so.
+TEST_F(ServiceMembersFile, AMemberThatExitedIsDroppedAfterASigkill) {
+  Child brief;
+  const std::string pid = std::to_string(brief.pid());
+  {
+    Daemon d(fake_args(), state_.path());
+    ASSERT_TRUE(d.start()) << d.log();
+    ASSERT_EQ(d.cli({"bind", "keep", "--pid", pid}).exit_code, 0);
+    ASSERT_THAT(shown(d), HasSubstr(pid));
+    brief.kill();
+    ASSERT_TRUE(eventually([&] { return shown(d).find(pid) == std::string::npos; })) << d.log();
+    ASSERT_EQ(d.stop(SIGKILL), -SIGKILL) << d.log();
+  }
+  Daemon d(fake_args(), state_.path());
+  ASSERT_TRUE(d.start()) << d.log();
+  const std::string out = shown(d);
+  EXPECT_THAT(out, HasSubstr(std::to_string(kept_.pid())));
+  EXPECT_THAT(out, ::testing::Not(HasSubstr("\"pid\": " + pid)));
+  EXPECT_THAT(d.log(), HasSubstr("pid " + pid + " of keep is gone"));
 }
 
 TEST_F(ServiceMembersFile, ALastLineCutShortIsDropped) {
