@@ -850,8 +850,7 @@ void Engine::sweep() {
     const Entity* e = tree_->entity_of(key);
     if (!e) continue;
     auto info = proc_.task(key.pid, key.tid);
-    if (!info || info->start_time != e->members().at(key).start_time || info->state == 'Z' ||
-        info->state == 'X') {
+    if (!info || info->start_time != e->members().at(key).start_time || info->exited()) {
       gone.emplace_back(key, t.generation);
     }
   }

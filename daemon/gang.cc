@@ -498,7 +498,7 @@ void Gangs::refresh(const std::string& entity, const std::string& name, Gang& g,
   std::vector<MemberKey> gone;
   for (auto& [key, m] : g.members) {
     auto info = proc_.task(key.pid, key.tid);
-    if (!info || info->start_time != m.start_time || info->state == 'Z' || info->state == 'X') {
+    if (!info || info->start_time != m.start_time || info->exited()) {
       gone.push_back(key);
       continue;
     }

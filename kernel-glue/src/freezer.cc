@@ -149,7 +149,7 @@ Status signal_freeze(const ProcFs& proc, const std::set<int>& pids, bool frozen,
   for (int pid : pids) {
     for (;;) {
       auto t = proc.task(pid);
-      if (!t || t->state == 'T' || t->state == 't' || t->state == 'Z' || t->state == 'X') break;
+      if (!t || t->state == 'T' || t->state == 't' || t->exited()) break;
       if (Clock::now() > until) {
         for (int p : pids) (void)signal_process(p, false);
         return Status(Code::kUnavailable, "SIGSTOP of pid " + std::to_string(pid) + " not seen within " +

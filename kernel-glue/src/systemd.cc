@@ -330,7 +330,7 @@ class SystemdGlue final : public Glue {
   // ended remove_slice before StopUnit and left the slice active.)
   bool alive(int pid) const {
     auto t = proc_.task(pid);
-    return t.is_ok() && t->state != 'Z' && t->state != 'X';
+    return t.is_ok() && !t->exited();
   }
 
   // Whether a process is uschedd's to move (docs/systemd.md, the table).

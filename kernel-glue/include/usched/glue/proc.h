@@ -20,6 +20,9 @@ struct TaskInfo {
   bool kernel_thread = false;  // PF_KTHREAD, or parent is kthreadd
   std::string comm;
   char state = '?';
+  // Dead (Z, a zombie not yet reaped; X): it will not run again, though
+  // /proc still shows it.
+  bool exited() const { return state == 'Z' || state == 'X'; }
   // utime + stime (fields 14, 15) in microseconds: for a whole process the
   // kernel sums every thread, live and exited; for a thread, that thread.
   uint64_t cpu_us = 0;
