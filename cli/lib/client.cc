@@ -254,13 +254,12 @@ Result<int> rfork(const std::string& socket, const std::string& name, const Rfor
   }
   std::memcpy(path, socket.data(), socket.size());
   std::memcpy(path + socket.size(), place::kSuffix, suffix + 1);
-  char small[4 + place::bind_request_max(256)];
+  char small[place::request_frame_max(256)];
   std::string large;  // longer than any valid name: uschedd refuses it by name
   const char* req = small;
   size_t req_len = 0;
-  if (sizeof small >= 4 + place::bind_request_max(name.size())) {
-    req_len = 4 + place::bind_request_to(small + 4, name, 0, 0, o.vcpu);
-    place::put_le32_at(small, static_cast<uint32_t>(req_len - 4));
+  if (sizeof small >= place::request_frame_max(name.size())) {
+    req_len = place::request_frame_to(small, name, 0, 0, o.vcpu);
   } else {
     large = detail::place_request(name, o.vcpu, 0);
     req = large.data();

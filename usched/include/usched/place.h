@@ -99,6 +99,18 @@ inline std::string bind_request(const std::string& name, int pid, int tid, int v
   return out;
 }
 
+// The most bytes request_frame_to writes for a name of name_len bytes.
+inline constexpr size_t request_frame_max(size_t name_len) { return 4 + bind_request_max(name_len); }
+
+// request_frame(bind_request(...)) written into out, which holds at least
+// request_frame_max(name.size()) bytes; returns how many it wrote.
+// Allocates nothing.
+inline size_t request_frame_to(char* out, std::string_view name, int pid, int tid, int vcpu) {
+  const size_t n = bind_request_to(out + 4, name, pid, tid, vcpu);
+  put_le32_at(out, static_cast<uint32_t>(n));
+  return 4 + n;
+}
+
 inline std::string request_frame(const std::string& bind_request) {
   std::string f;
   put_le32(f, static_cast<uint32_t>(bind_request.size()));
