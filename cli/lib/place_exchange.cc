@@ -62,7 +62,8 @@ namespace {
 
 ssize_t exchange(const char* path, const char* req, size_t req_len, char* reply, size_t cap, int timeout_ms,
                  bool keep_response) {
-  if (cap < 8) return -EMSGSIZE;
+  // Dropping a BindResponse reads it through reply + 8, so that needs room.
+  if (cap < (keep_response ? 8u : 9u)) return -EMSGSIZE;
   const int fd = connect_unix(path, timeout_ms);
   if (fd < 0) return fd;
   if (timeout_ms < 1) timeout_ms = 1;
