@@ -2,6 +2,7 @@
 #include "gang.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -64,7 +65,11 @@ std::string member_label(MemberKey k) {
 }  // namespace
 
 Engine::Engine(asio::io_context& io, std::unique_ptr<glue::Glue> glue, EngineOptions o)
-    : io_(io), glue_(std::move(glue)), opts_(std::move(o)), sweep_timer_(io) {}
+    : io_(io),
+      glue_(std::move(glue)),
+      opts_(std::move(o)),
+      exits_(io, kExitPause, [this](int pid, int tid) { task_exited(MemberKey{pid, tid}); }),
+      sweep_timer_(io) {}
 
 namespace {
 glue::Glue* g_glue_to_thaw = nullptr;
@@ -231,6 +236,7 @@ void Engine::stop(bool cleanup) {
   if (gangs_) gangs_->stop();  // nothing stays frozen, whatever follows
   guardian_watch_.reset();     // its exit from now on is expected
   sweep_timer_.cancel();
+  exits_.stop();
   joiner_.join();  // pending cgroup moves finish before anything is removed
   // Answers waiting for a move (Bind, the placement socket) go now: a move
   // that had not started will not run.
@@ -484,7 +490,7 @@ Result<glue::TaskInfo> Engine::check_member_task(MemberKey key, bool need_uid, b
   *cached = false;
   auto it = tracked_.find(key);
   const Entity* was = it == tracked_.end() ? nullptr : tree_->entity_of(key);
-  if (!was || !it->second.exit_watch || !glue::pidfd_alive(it->second.exit_watch->native_handle())) {
+  if (!was || !it->second.exit_watch || !glue::pidfd_alive(it->second.exit_watch->fd())) {
     return check_task(key.pid, key.tid);
   }
   const Member& m = was->members().at(key);
@@ -811,14 +817,24 @@ void Engine::watch_exit(MemberKey key, Tracked& t) {
                  fd.status().message());
     return;
   }
-  t.exit_watch = std::make_unique<asio::posix::stream_descriptor>(io_, fd->release());
-  const uint64_t gen = t.generation;
-  // A pidfd polls readable once the task has exited (a zombie counts).
-  t.exit_watch->async_wait(asio::posix::stream_descriptor::wait_read,
-                           [this, key, gen](const boost::system::error_code& ec) {
-                             if (ec) return;  // cancelled: unbound or stopping
-                             member_exited(key, gen);
-                           });
+  auto w = exits_.watch(std::move(*fd), key.pid, key.tid);
+  if (!w) {
+    spdlog::warn("no exit watch for {} ({}); the 1 s sweep will notice its exit", member_label(key),
+                 w.status().message());
+    return;
+  }
+  t.exit_watch = std::move(*w);
+}
+
+void Engine::task_exited(MemberKey key) {
+  // A pidfd polls readable once the task has exited (a zombie counts). A
+  // replaced pidfd leaves the watch before it closes: this is the current
+  // one, asked again all the same.
+  auto it = tracked_.find(key);
+  if (it == tracked_.end() || !it->second.exit_watch) return;
+  pollfd p{it->second.exit_watch->fd(), POLLIN, 0};
+  if (::poll(&p, 1, 0) != 1 || !(p.revents & POLLIN)) return;
+  member_exited(key, it->second.generation);
 }
 
 void Engine::member_exited(MemberKey key, uint64_t generation) {

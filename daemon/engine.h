@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "asio.h"
+#include "exit_watch.h"
 #include "usched/glue/glue.h"
 #include "usched/glue/guardian.h"
 #include "usched/glue/proc.h"
@@ -49,6 +50,10 @@ class Gangs;
 
 class Engine {
  public:
+  // After reporting exits, the exit watch waits this long before it
+  // reports more (ExitWatch): exits in a stream are handled in batches.
+  static constexpr std::chrono::milliseconds kExitPause{20};
+
   Engine(asio::io_context& io, std::unique_ptr<glue::Glue> glue, EngineOptions o);
   ~Engine();
 
@@ -102,7 +107,7 @@ class Engine {
 
  private:
   struct Tracked {
-    std::unique_ptr<asio::posix::stream_descriptor> exit_watch;  // owns the pidfd
+    std::unique_ptr<ExitWatch::Entry> exit_watch;  // owns the pidfd
     glue::TaskOrigin origin;
     std::string placed_cpus;   // what place() last applied
     SchedClass placed_class = SchedClass::kNormal;
@@ -173,6 +178,8 @@ class Engine {
   bool move_widens(const Entity& e, MemberKey key) const;
   void watch_exit(MemberKey key, Tracked& t);
   void member_exited(MemberKey key, uint64_t generation);
+  // Reported by exits_: the task's pidfd is readable.
+  void task_exited(MemberKey key);
   void sweep();
   // Takes a member out of its gang and returns it to where it came from
   // (unless the caller did that already: restored).
@@ -214,6 +221,8 @@ class Engine {
   EngineOptions opts_;
   glue::ProcFs proc_;
   std::unique_ptr<Tree> tree_;
+  // Members' exits (before tracked_, whose pidfds it holds: they go first).
+  ExitWatch exits_;
   std::map<MemberKey, Tracked> tracked_;
   // Members released while their cgroup move was queued: where to return
   // them once more when the move has run (join_later).

@@ -1,0 +1,73 @@
+#include "exit_watch.h"
+
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+namespace usched::daemon {
+
+namespace {
+uint64_t pack(int pid, int tid) { return uint64_t{static_cast<uint32_t>(pid)} << 32 | static_cast<uint32_t>(tid); }
+}  // namespace
+
+ExitWatch::ExitWatch(asio::io_context& io, std::chrono::milliseconds pause, std::function<void(int, int)> on_exit)
+    : on_exit_(std::move(on_exit)), pause_(pause), set_(io), pause_timer_(io) {
+  const int fd = ::epoll_create1(EPOLL_CLOEXEC);
+  if (fd < 0) return;  // watch() says so
+  set_.assign(fd);
+  epfd_ = fd;
+  wait();
+}
+
+ExitWatch::~ExitWatch() { stop(); }
+
+Result<std::unique_ptr<ExitWatch::Entry>> ExitWatch::watch(glue::PidFd fd, int pid, int tid) {
+  if (epfd_ < 0 || stopped_) return internal("no epoll set for pidfds");
+  // Level-triggered: an exited task's pidfd stays readable, so an exit is
+  // reported until its member is removed, however long the pause.
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = pack(pid, tid);
+  if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd.get(), &ev) != 0) {
+    return internal(std::string("epoll_ctl on a pidfd: ") + std::strerror(errno));
+  }
+  return std::unique_ptr<Entry>(new Entry(*this, std::move(fd)));
+}
+
+ExitWatch::Entry::~Entry() {
+  // Explicitly: a copy of the pidfd elsewhere (a forked child) would keep
+  // it in the set after our close.
+  if (w_.epfd_ >= 0) (void)::epoll_ctl(w_.epfd_, EPOLL_CTL_DEL, fd_.get(), nullptr);
+}
+
+void ExitWatch::stop() {
+  // The set stays open (set_ closes it when destroyed): entries still
+  // leave it as they go.
+  stopped_ = true;
+  pause_timer_.cancel();
+  boost::system::error_code ec;
+  set_.cancel(ec);
+}
+
+void ExitWatch::wait() {
+  set_.async_wait(asio::posix::stream_descriptor::wait_read, [this](const boost::system::error_code& ec) {
+    if (ec || stopped_) return;
+    epoll_event ev[64];
+    const int n = ::epoll_wait(epfd_, ev, 64, 0);
+    for (int i = 0; i < n && !stopped_; ++i) {
+      on_exit_(static_cast<int>(ev[i].data.u64 >> 32), static_cast<int>(ev[i].data.u64 & 0xffffffffu));
+    }
+    if (stopped_) return;
+    if (n <= 0 || pause_.count() == 0) return wait();
+    pause_timer_.expires_after(pause_);
+    pause_timer_.async_wait([this](const boost::system::error_code& e) {
+      if (!e && !stopped_) wait();
+    });
+  });
+}
+
+}  // namespace usched::daemon
