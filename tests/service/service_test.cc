@@ -625,6 +625,54 @@ TEST_F(ServiceMembersFile, AMemberThatExitedIsDroppedAfterASigkill) {
   EXPECT_THAT(d.log(), HasSubstr("pid " + pid + " of keep is gone"));
 }
 
+// uschedd hears of exits in batches (a pause after each): every exit of a
+// burst still reaches the tree, killed members not yet reaped (zombies)
+// included, and so does a lone exit after the burst.
+TEST(ServiceExits, EveryExitOfABurstAndALoneOneAfterItRemoveTheirMembers) {
+  Daemon d(fake_args());
+  ASSERT_TRUE(d.start()) << d.log();
+  ASSERT_EQ(d.cli({"burst", "on", "cpu1"}).exit_code, 0);
+  auto c = Client::connect(d.socket());
+  ASSERT_TRUE(c) << c.status().message();
+  auto shown = [&] {
+    auto r = d.cli({"show", "burst", "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out;
+  };
+  auto in = [](const std::string& out, pid_t pid) {
+    return out.find("\"pid\": " + std::to_string(pid)) != std::string::npos;
+  };
+  auto listed = [&](pid_t pid) { return in(shown(), pid); };
+  std::vector<std::unique_ptr<Child>> kids;
+  for (int i = 0; i < 40; ++i) {
+    kids.push_back(std::make_unique<Child>());
+    auto b = (*c)->bind("burst", kids.back()->pid());
+    ASSERT_TRUE(b) << b.status().message();
+  }
+  ASSERT_TRUE(listed(kids.front()->pid()));
+  ASSERT_TRUE(listed(kids.back()->pid()));
+  for (auto& k : kids) ::kill(k->pid(), SIGKILL);  // not reaped yet
+  EXPECT_TRUE(eventually([&] {
+    const std::string out = shown();
+    for (auto& k : kids)
+      if (in(out, k->pid())) return false;
+    return true;
+  })) << shown();
+  kids.clear();
+
+  Child lone;
+  ASSERT_TRUE((*c)->bind("burst", lone.pid()));
+  ASSERT_TRUE(listed(lone.pid()));
+  lone.kill();
+  EXPECT_TRUE(eventually([&] { return !listed(lone.pid()); }));
+  const std::string log = d.log();
+  size_t removed = 0;
+  for (size_t at = log.find("exited; removed from burst"); at != std::string::npos;
+       at = log.find("exited; removed from burst", at + 1))
+    ++removed;
+  EXPECT_EQ(removed, 41u) << log;
+}
+
 TEST_F(ServiceMembersFile, ALastLineCutShortIsDropped) {
   std::ofstream(state_ / "members.log", std::ios::app) << R"({"bind":{"scheduler":"keep","pid":)"
                                                        << left_.pid();
