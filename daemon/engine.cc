@@ -521,7 +521,7 @@ void Engine::refresh_member(MemberKey key) {
   if (Status s = log_member(key); !s) spdlog::error("state: {}", s.message());
 }
 
-Result<v1::BindResponse> Engine::bind(const Caller& c, const v1::BindRequest& r) {
+Result<v1::BindResponse> Engine::bind(const Caller& c, const v1::BindRequest& r, bool own_only) {
   if (r.name().empty()) return invalid("name the scheduler to bind to");
   const Entity* target = tree_->find(r.name());
   if (!target) {
@@ -532,6 +532,11 @@ Result<v1::BindResponse> Engine::bind(const Caller& c, const v1::BindRequest& r)
   bool cached = false;
   auto info = check_member_task(key, !c.root(), &cached);
   if (!info) return info.status();
+  if (own_only && key.pid != c.pid && info->ppid != c.pid) {
+    return invalid("the placement socket places the process that connects (pid " + std::to_string(c.pid) +
+                   "), its threads or a child it forked, not pid " + std::to_string(key.pid) +
+                   ": use the Bind RPC");
+  }
   if (Status s = check_bind(c, *target, info->uid); !s) return s;
   if (Status s = check_member_limit(*target, key); !s) return s;
 

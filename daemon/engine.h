@@ -71,7 +71,9 @@ class Engine {
   Result<v1::DestroySchedulerResponse> destroy(const Caller& c, const std::string& name, bool force);
   Result<v1::Scheduler> get(const std::string& name) const;
   v1::ListSchedulersResponse list() const;
-  Result<v1::BindResponse> bind(const Caller& c, const v1::BindRequest& r);
+  // own_only (the placement socket): the task must be the caller's own
+  // process, a thread of it, or a child it forked.
+  Result<v1::BindResponse> bind(const Caller& c, const v1::BindRequest& r, bool own_only = false);
   // Runs fn (on the strand) once the member's pending cgroup move is done
   // and its placement applied again, when that move resets its affinity
   // to more CPUs than the tree gives it (cpuset_attach sets the group's

@@ -103,26 +103,24 @@ void PlaceListener::answer(const std::shared_ptr<Conn>& conn) {
   } else if (!req.ParseFromArray(conn->buf.data() + 4, static_cast<int>(len))) {
     reply = refuse(Code::kInvalidArgument,
                    "the placement request on " + path_ + " is not a usched.v1.BindRequest (see usched/place.h)");
-  } else if (req.pid() != 0 && req.pid() != c.pid) {
-    reply = refuse(Code::kInvalidArgument,
-                   path_ + " places the process that connects (pid " + std::to_string(c.pid) +
-                       ") or its threads, not pid " + std::to_string(req.pid()) + ": use the Bind RPC");
   } else if (closed_) {
     reply = refuse(Code::kUnavailable, "uschedd is stopping");
   } else {
-    // The pid came from SO_PEERCRED at connect. While the connection is
-    // open that process has not exited (its exit closes the connection
-    // before its pid can be reused), so the pid is still the caller's.
+    // The caller's pid came from SO_PEERCRED at connect. While the
+    // connection is open that process has not exited (its exit closes the
+    // connection before its pid can be reused), so the pid is still the
+    // caller's. A child it names (rfork's parent places the child it just
+    // forked) the engine checks as for Bind: by /proc, its parent the caller.
     char b;
     const ssize_t peek = ::recv(conn->sock.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
     if (peek == 0) return done(conn);  // gone: nobody to place
-    req.set_pid(c.pid);
-    auto r = engine_.bind(c, req);
+    if (req.pid() == 0) req.set_pid(c.pid);
+    auto r = engine_.bind(c, req, /*own_only=*/true);
     if (r) {
       // Answered once its first instruction runs where the tree says
       // (Engine::when_placed): the request timeout no longer applies.
       conn->timer.cancel();
-      engine_.when_placed(MemberKey{c.pid, req.tid()},
+      engine_.when_placed(MemberKey{req.pid(), req.tid()},
                           [this, conn, f = place::reply_frame(Code::kOk, r->SerializeAsString())] { send(conn, f); });
       return;
     }

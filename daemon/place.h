@@ -1,6 +1,6 @@
 //! The placement socket (usched/place.h has the wire format): a process
-//! binds itself, or one of its threads, with one request on a connection of
-//! its own, without gRPC. The connection is served on the engine's strand
+//! binds itself, one of its threads or a child it forked, with one request
+//! on a connection of its own, without gRPC. The connection is served on the engine's strand
 //! (the io_context thread) from accept to answer: a Bind there costs the
 //! engine's work and two small socket calls.
 #pragma once

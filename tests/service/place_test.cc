@@ -136,8 +136,8 @@ TEST(PlaceSocket, BadRequestsAreRefusedNamingWhatWasWrongAndBindNothing) {
        Code::kInvalidArgument, "is not a usched.v1.BindRequest"},
       {"two requests on one connection", place::request_frame(ok_body) + place::request_frame(ok_body),
        Code::kInvalidArgument, "one placement request per connection"},
-      {"another process's pid", place::request_frame(bind_request("S", other.pid())), Code::kInvalidArgument,
-       "not pid " + std::to_string(other.pid())},
+      {"a process that is not the caller's child", place::request_frame(bind_request("S", ::getppid())),
+       Code::kInvalidArgument, "not pid " + std::to_string(::getppid())},
       {"a scheduler that does not exist", place::request_frame(bind_request("NOPE", 0)), Code::kNotFound, "NOPE"},
   };
   for (const Case& c : cases) {
@@ -148,6 +148,12 @@ TEST(PlaceSocket, BadRequestsAreRefusedNamingWhatWasWrongAndBindNothing) {
     EXPECT_THAT(r.rest, HasSubstr(c.says));
     EXPECT_EQ(members(d), 0);
   }
+  // A child of the caller is the caller's to place (rfork's parent does so).
+  const std::string child_frame = place::request_frame(bind_request("S", other.pid()));
+  const Reply mine = exchange(path, child_frame);
+  ASSERT_TRUE(mine.got) << "no answer";
+  EXPECT_EQ(mine.code, Code::kOk) << mine.rest;
+  EXPECT_EQ(members(d), 1);
   // Half a request, then the connection closed: nothing to answer, nothing bound.
   {
     const int fd = connect_to(path);

@@ -1,15 +1,19 @@
 //! The placement socket: uschedd listens on PATH.place beside its gRPC
-//! socket PATH, for a process that places itself and nothing else (the
-//! child usched::rfork made, `usched run`). One request per connection:
+//! socket PATH, for a process that places itself or the child it just
+//! forked, and nothing else (usched::rfork, `usched run`). One request per
+//! connection:
 //!
 //!   request  u32 length, then a usched.v1.BindRequest of that length
-//!            (pid 0 or the connecting process's own pid)
+//!            (pid 0, the connecting process's own pid, or the pid of a
+//!            child of it)
 //!   reply    u32 length, then u32 code (usched::Code), then the rest:
 //!            a usched.v1.BindResponse when the code is 0, else the message
 //!
-//! Lengths and codes are little-endian. The daemon takes the pid and the
-//! uid from SO_PEERCRED, so a process can place only itself (or one of its
-//! threads). Why not gRPC: a child forked from a gRPC client cannot use
+//! Lengths and codes are little-endian. The daemon takes the caller's pid
+//! and uid from SO_PEERCRED, so a process can place only itself (or one of
+//! its threads) and its children. The reply is one send(), then uschedd
+//! closes the connection: a client that shares the connection with its
+//! child (rfork) can let both read the reply with MSG_PEEK. Why not gRPC: a child forked from a gRPC client cannot use
 //! gRPC (its threads did not survive the fork), and a client that starts
 //! gRPC's thread pools for one call pays milliseconds for a 0.1 ms answer.
 #pragma once
