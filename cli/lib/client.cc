@@ -241,12 +241,18 @@ Result<int> rfork(Client& c, const std::string& name, const RforkOptions& o) {
 
 Result<int> rfork(const std::string& socket, const std::string& name, const RforkOptions& o,
                   std::chrono::milliseconds timeout) {
-  // Nothing from here to the child's return touches the heap (unless the
-  // name is longer than any valid one): after fork() every page that the
-  // parent or the child writes costs it a page fault (copy-on-write), and
-  // the pages malloc touched were most of what an rfork cost above a plain
-  // fork (docs/benchmarks.md, issue 12, sixth stop). Paths, request and
-  // answer live on the stack, and the answer's BindResponse is not kept.
+  // The parent connects and then forks, so that the child inherits the
+  // connection: the parent's request names the child, and uschedd's one
+  // reply wakes both at once (each reads it with MSG_PEEK). A child that
+  // connected itself and passed the outcome on through a pipe put two more
+  // hand-offs between the fork and the parent's return (docs/benchmarks.md,
+  // issue 12, seventh stop).
+  //
+  // Nothing in the child touches the heap: after fork() every page that
+  // the parent or the child writes costs it a page fault (copy-on-write),
+  // and the pages malloc touched were most of what an rfork cost above a
+  // plain fork (sixth stop). Paths, request and answer live on the stack,
+  // and the answer's BindResponse is not kept.
   char path[sizeof(sockaddr_un::sun_path)];
   const size_t suffix = std::strlen(place::kSuffix);
   if (socket.size() + suffix >= sizeof path) {
@@ -254,64 +260,42 @@ Result<int> rfork(const std::string& socket, const std::string& name, const Rfor
   }
   std::memcpy(path, socket.data(), socket.size());
   std::memcpy(path + socket.size(), place::kSuffix, suffix + 1);
+  const int timeout_ms = detail::timeout_ms(timeout);
+  char reply[place::kMaxRefusal];
+  const int fd = detail::connect_unix(path, timeout_ms);
+  if (fd < 0) return detail::place_status(path, fd, nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    int e = errno;
+    ::close(fd);
+    return Status(e == EAGAIN || e == ENOMEM ? Code::kResourceExhausted : Code::kInternal,
+                  std::string("rfork: fork: ") + std::strerror(e));
+  }
+  if (pid == 0) {
+    // Child: only async-signal-safe calls until placed. The parent reads
+    // the reply too, and says what was wrong.
+    const ssize_t n = detail::place_peek(fd, reply, sizeof reply, timeout_ms);
+    ::close(fd);
+    if (n < 8 || place::get_le32(reply + 4) != 0) ::_exit(127);
+    return 0;
+  }
   char small[place::request_frame_max(256)];
   std::string large;  // longer than any valid name: uschedd refuses it by name
   const char* req = small;
   size_t req_len = 0;
   if (sizeof small >= place::request_frame_max(name.size())) {
-    req_len = place::request_frame_to(small, name, 0, 0, o.vcpu);
+    req_len = place::request_frame_to(small, name, pid, 0, o.vcpu);
   } else {
-    large = detail::place_request(name, o.vcpu, 0);
+    large = place::request_frame(place::bind_request(name, pid, 0, o.vcpu));
     req = large.data();
     req_len = large.size();
   }
-  const int timeout_ms = detail::timeout_ms(timeout);
-  char reply[place::kMaxRefusal];
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return internal(std::string("rfork: pipe: ") + std::strerror(errno));
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    int e = errno;
-    ::close(fds[0]);
-    ::close(fds[1]);
-    return Status(e == EAGAIN || e == ENOMEM ? Code::kResourceExhausted : Code::kInternal,
-                  std::string("rfork: fork: ") + std::strerror(e));
-  }
-  if (pid == 0) {
-    // Child: only async-signal-safe calls until placed. The outcome goes to
-    // the parent as its size (or -errno), then its bytes (a pipe holds
-    // 64 KiB: these writes never wait).
-    ::close(fds[0]);
-    const ssize_t n = detail::place_outcome(path, req, req_len, reply, sizeof reply, timeout_ms);
-    const bool placed = n >= 8 && place::get_le32(reply + 4) == 0;
-    if (::write(fds[1], &n, sizeof(n)) != sizeof(n) || (n > 0 && ::write(fds[1], reply, n) != n)) {
-      ::_exit(127);
-    }
-    ::close(fds[1]);
-    if (!placed) ::_exit(127);
-    return 0;
-  }
-  ::close(fds[1]);
-  // Exactly the size, then exactly that many bytes: another thread's fork
-  // may hold a copy of the write end, so EOF is not to be waited for.
-  auto read_all = [&](char* p, size_t want) {
-    while (want > 0) {
-      const ssize_t k = ::read(fds[0], p, want);
-      if (k < 0 && errno == EINTR) continue;
-      if (k <= 0) return false;
-      p += k;
-      want -= static_cast<size_t>(k);
-    }
-    return true;
-  };
-  ssize_t n = 0;
-  const bool got = read_all(reinterpret_cast<char*>(&n), sizeof(n)) &&
-                   (n <= 0 || (static_cast<size_t>(n) <= sizeof reply && read_all(reply, static_cast<size_t>(n))));
-  ::close(fds[0]);
-  if (got && n >= 8 && place::get_le32(reply + 4) == 0) return static_cast<int>(pid);
-  const Status s = got ? detail::place_status(path, n, reply)
-                       : internal("rfork: the child ended before it was placed");
-  ::kill(pid, SIGKILL);  // it exits by itself; this is for a child that did not get that far
+  const int sent = detail::place_send(fd, req, req_len);
+  const ssize_t n = sent < 0 ? sent : detail::place_peek(fd, reply, sizeof reply, timeout_ms);
+  ::close(fd);
+  if (n >= 8 && place::get_le32(reply + 4) == 0) return static_cast<int>(pid);
+  const Status s = detail::place_status(path, n, reply);
+  ::kill(pid, SIGKILL);  // it exits by itself on a refusal; this is for a child that had no reply
   while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
   }
   return s;

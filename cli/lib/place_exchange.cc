@@ -1,6 +1,7 @@
 #include "place_exchange.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -97,6 +98,49 @@ ssize_t exchange(const char* path, const char* req, size_t req_len, char* reply,
 }
 
 }  // namespace
+
+int place_send(int fd, const char* req, size_t req_len) {
+  return all(fd, const_cast<char*>(req), req_len, true) ? 0 : -errno;
+}
+
+ssize_t place_peek(int fd, char* reply, size_t cap, int timeout_ms) {
+  if (cap < 8) return -EMSGSIZE;
+  if (timeout_ms < 1) timeout_ms = 1;
+  timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+  (void)::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  size_t want = 8;  // length and code; then the whole frame of a refusal
+  bool header = true;
+  bool closed = false;
+  for (;;) {
+    const ssize_t k = ::recv(fd, reply, want, MSG_PEEK | MSG_WAITALL);
+    if (k < 0 && errno == EINTR) continue;
+    if (k < 0) return errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
+    if (k == 0) return -EPROTO;
+    if (static_cast<size_t>(k) < want) {
+      // A peek stops at the end of what has arrived. uschedd's reply is one
+      // send() of a small frame, which arrives whole, and then it closes
+      // the connection: a frame in pieces is complete once that close is
+      // seen, or never.
+      if (closed) return -EPROTO;
+      pollfd p{fd, POLLRDHUP, 0};
+      const int rc = ::poll(&p, 1, timeout_ms);
+      if (rc < 0 && errno != EINTR) return -errno;
+      if (rc == 0) return -ETIMEDOUT;
+      closed = rc > 0;
+      continue;
+    }
+    if (!header) return k;
+    const uint32_t n = place::get_le32(reply);
+    if (n < 4) return -EPROTO;
+    if (place::get_le32(reply + 4) == 0) {
+      place::put_le32_at(reply, 4);  // placed: the BindResponse is not read
+      return 8;
+    }
+    if (n > cap - 4) return -EMSGSIZE;
+    want = 4 + n;
+    header = false;
+  }
+}
 
 ssize_t place_exchange(const char* path, const char* req, size_t req_len, char* reply, size_t cap, int timeout_ms) {
   return exchange(path, req, req_len, reply, cap, timeout_ms, true);

@@ -124,12 +124,13 @@ struct RforkOptions {
 Result<v1::BindResponse> place_self(const std::string& socket, const std::string& name, int vcpu = -1, int tid = 0,
                                     std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
-// fork(); the child places itself through the placement socket of c's
-// daemon (system calls only, never gRPC, whose threads did not come along)
-// and hands the answer to the parent on a pipe; it returns 0 only once
-// placed. The parent returns the child's pid once the child is placed. If
-// the placement fails the child _exit(127)s and the parent reaps it and
-// returns the error. c.timeout() bounds the wait.
+// Connects to the placement socket of c's daemon, then fork()s: the parent
+// asks for its child to be placed, and the daemon's one answer reaches both
+// (the child makes system calls only, never gRPC, whose threads did not
+// come along). The child returns 0 only once placed; the parent returns
+// the child's pid once the child is placed. If the placement fails the
+// child _exit(127)s and the parent reaps it and returns the error; if the
+// daemon cannot be reached, nothing is forked. c.timeout() bounds the wait.
 Result<int> rfork(Client& c, const std::string& name, const RforkOptions& o = {});
 // The same without a Client: the daemon's gRPC socket path (its placement
 // socket is socket + ".place") and how long to wait for its answer.
