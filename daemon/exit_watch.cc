@@ -53,20 +53,34 @@ void ExitWatch::stop() {
   set_.cancel(ec);
 }
 
+bool ExitWatch::report() {
+  epoll_event ev[64];
+  const int n = ::epoll_wait(epfd_, ev, 64, 0);
+  for (int i = 0; i < n && !stopped_; ++i) {
+    on_exit_(static_cast<int>(ev[i].data.u64 >> 32), static_cast<int>(ev[i].data.u64 & 0xffffffffu));
+  }
+  return n > 0;
+}
+
 void ExitWatch::wait() {
+  // Asio watches the set edge-triggered: an exit that made it readable
+  // while no wait was pending (during the pause, or while exits were being
+  // reported) gives no edge of its own later. So the set is looked at
+  // first, and waited on only when empty; the io_context's one thread
+  // cannot miss an edge between the two (it polls only after this returns).
+  if (report()) return pause();
   set_.async_wait(asio::posix::stream_descriptor::wait_read, [this](const boost::system::error_code& ec) {
     if (ec || stopped_) return;
-    epoll_event ev[64];
-    const int n = ::epoll_wait(epfd_, ev, 64, 0);
-    for (int i = 0; i < n && !stopped_; ++i) {
-      on_exit_(static_cast<int>(ev[i].data.u64 >> 32), static_cast<int>(ev[i].data.u64 & 0xffffffffu));
-    }
-    if (stopped_) return;
-    if (n <= 0 || pause_.count() == 0) return wait();
-    pause_timer_.expires_after(pause_);
-    pause_timer_.async_wait([this](const boost::system::error_code& e) {
-      if (!e && !stopped_) wait();
-    });
+    if (report()) return pause();
+    wait();
+  });
+}
+
+void ExitWatch::pause() {
+  if (stopped_) return;
+  pause_timer_.expires_after(pause_);
+  pause_timer_.async_wait([this](const boost::system::error_code& e) {
+    if (!e && !stopped_) wait();
   });
 }
 

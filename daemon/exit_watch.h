@@ -12,7 +12,6 @@
 
 #include <chrono>
 #include <functional>
-
 #include <memory>
 
 #include "asio.h"
@@ -51,6 +50,9 @@ class ExitWatch {
 
  private:
   void wait();
+  void pause();
+  // Reports what the set holds now; false when it held nothing.
+  bool report();
 
   std::function<void(int, int)> on_exit_;
   std::chrono::milliseconds pause_;
