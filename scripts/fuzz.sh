@@ -41,7 +41,7 @@ build_engine() {
   launcher=$(command -v ccache || true)
   defs="-DSPDLOG_COMPILED_LIB -DSPDLOG_FMT_EXTERNAL -DSPDLOG_SHARED_LIB -DFMT_SHARED"
   incs="-I$here/usched/include -I$here/kernel-glue/include -I$here/daemon -I$gen"
-  srcs="$1 $here/daemon/engine.cc $here/daemon/engine_gang.cc $here/daemon/gang.cc $here/daemon/durable.cc
+  srcs="$1 $here/daemon/engine.cc $here/daemon/engine_gang.cc $here/daemon/exit_watch.cc $here/daemon/gang.cc $here/daemon/durable.cc
         $here/daemon/authz.cc $here/daemon/apply.cc $here/daemon/stats.cc
         $(ls "$here"/kernel-glue/src/*.cc "$here"/usched/src/*.cc) $gen/usched/v1/usched.pb.cc $gen/usched/v1/state.pb.cc"
   list=
