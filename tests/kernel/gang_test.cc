@@ -196,8 +196,17 @@ TEST_F(GangKernel, SigkillOfAMemberAndSigtermOfTheDaemonLeaveNothingFrozen) {
       if (s == "FROZEN") return true;
     return false;
   }));
+  const pid_t killed = a_->pid();
   a_->kill();
-  // a is empty: b runs alone, everything thawed, and stays so.
+  // a is empty once uschedd has seen the exit. Only then: the states are
+  // read one group at a time, and a rotation between two reads showed
+  // both gangs thawed while a was still in the turn (a failure seen in the
+  // 4-vCPU guest).
+  ASSERT_TRUE(eventually([&] {
+    const auto r = cli({"show", "G", "--json"});
+    return r.exit_code == 0 && r.out.find("\"pid\": " + std::to_string(killed)) == std::string::npos;
+  }));
+  // b runs alone, everything thawed, and stays so.
   ASSERT_TRUE(eventually([&] {
     auto st = freezer_states(top_);
     if (!st.count(kFreezer + "/" + top_ + "/G/gang:b")) return false;
