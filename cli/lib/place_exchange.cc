@@ -61,40 +61,12 @@ int connect_unix(const char* path, int timeout_ms) {
 
 namespace {
 
-ssize_t exchange(const char* path, const char* req, size_t req_len, char* reply, size_t cap, int timeout_ms,
-                 bool keep_response) {
-  // Dropping a BindResponse reads it through reply + 8, so that needs room.
-  if (cap < (keep_response ? 8u : 9u)) return -EMSGSIZE;
-  const int fd = connect_unix(path, timeout_ms);
-  if (fd < 0) return fd;
+// Makes receives on fd wait no longer than timeout_ms (at least 1: 0 would
+// mean no timeout at all).
+void recv_timeout(int fd, int timeout_ms) {
   if (timeout_ms < 1) timeout_ms = 1;
   timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
   (void)::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  ssize_t out = -1;
-  if (!all(fd, const_cast<char*>(req), req_len, true) || !all(fd, reply, 4, false)) {
-    out = -errno;
-  } else if (const uint32_t n = place::get_le32(reply); n < 4) {
-    out = -EPROTO;
-  } else if (!all(fd, reply + 4, 4, false)) {
-    out = -errno;
-  } else if (!keep_response && place::get_le32(reply + 4) == 0) {
-    // Placed: read the BindResponse through the rest of the buffer and drop it.
-    out = 8;
-    for (size_t left = n - 4; left > 0 && out > 0;) {
-      const size_t k = std::min(left, cap - 8);
-      if (!all(fd, reply + 8, k, false)) out = -errno;
-      left -= k;
-    }
-    if (out > 0) place::put_le32_at(reply, 4);
-  } else if (n > cap - 4) {
-    out = -EMSGSIZE;
-  } else if (!all(fd, reply + 8, n - 4, false)) {
-    out = -errno;
-  } else {
-    out = static_cast<ssize_t>(4 + n);
-  }
-  ::close(fd);
-  return out;
 }
 
 }  // namespace
@@ -105,9 +77,8 @@ int place_send(int fd, const char* req, size_t req_len) {
 
 ssize_t place_peek(int fd, char* reply, size_t cap, int timeout_ms) {
   if (cap < 8) return -EMSGSIZE;
-  if (timeout_ms < 1) timeout_ms = 1;
-  timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-  (void)::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  recv_timeout(fd, timeout_ms);
+  if (timeout_ms < 1) timeout_ms = 1;  // for poll, as for the socket
   size_t want = 8;  // length and code; then the whole frame of a refusal
   bool header = true;
   bool closed = false;
@@ -143,11 +114,24 @@ ssize_t place_peek(int fd, char* reply, size_t cap, int timeout_ms) {
 }
 
 ssize_t place_exchange(const char* path, const char* req, size_t req_len, char* reply, size_t cap, int timeout_ms) {
-  return exchange(path, req, req_len, reply, cap, timeout_ms, true);
-}
-
-ssize_t place_outcome(const char* path, const char* req, size_t req_len, char* reply, size_t cap, int timeout_ms) {
-  return exchange(path, req, req_len, reply, cap, timeout_ms, false);
+  if (cap < 8) return -EMSGSIZE;
+  const int fd = connect_unix(path, timeout_ms);
+  if (fd < 0) return fd;
+  recv_timeout(fd, timeout_ms);
+  ssize_t out = -1;
+  if (!all(fd, const_cast<char*>(req), req_len, true) || !all(fd, reply, 4, false)) {
+    out = -errno;
+  } else if (const uint32_t n = place::get_le32(reply); n < 4) {
+    out = -EPROTO;
+  } else if (n > cap - 4) {
+    out = -EMSGSIZE;
+  } else if (!all(fd, reply + 4, n, false)) {
+    out = -errno;
+  } else {
+    out = static_cast<ssize_t>(4 + n);
+  }
+  ::close(fd);
+  return out;
 }
 
 int timeout_ms(std::chrono::milliseconds t) {

@@ -29,13 +29,6 @@ int connect_unix(const char* path, int timeout_ms);
 // fork() uses it).
 ssize_t place_exchange(const char* path, const char* req, size_t req_len, char* reply, size_t cap, int timeout_ms);
 
-// As place_exchange, for a caller that needs only the outcome: when
-// uschedd placed the caller, the reply's BindResponse is read and dropped
-// and reply holds the 8 bytes of a frame with code 0 and nothing after it
-// (the size returned); a refusal comes whole. So cap need only hold a
-// refusal (place::kMaxRefusal). Async-signal-safe, as place_exchange.
-ssize_t place_outcome(const char* path, const char* req, size_t req_len, char* reply, size_t cap, int timeout_ms);
-
 // Sends the whole request frame on fd, a connection from connect_unix:
 // 0, or -errno (-ETIMEDOUT past the connection's send timeout).
 // Async-signal-safe.
@@ -44,9 +37,10 @@ int place_send(int fd, const char* req, size_t req_len);
 // Waits up to timeout_ms for the reply frame on fd and reads it without
 // taking it off the connection (MSG_PEEK), so that each holder of a shared
 // connection reads the same reply: rfork's parent sends the request naming
-// its child, and one reply wakes both. Returns as place_outcome: 8 (reply
-// holds a frame with code 0 and nothing after it) when placed, the whole
-// frame of a refusal, or -errno. Async-signal-safe.
+// its child, and one reply wakes both. Returns 8 when placed (reply then
+// holds a frame with code 0 and nothing after it: the BindResponse is not
+// read, so cap need only hold a refusal, place::kMaxRefusal), the whole
+// frame of a refusal, or -errno as place_exchange. Async-signal-safe.
 ssize_t place_peek(int fd, char* reply, size_t cap, int timeout_ms);
 
 // A timeout as place_exchange takes it: milliseconds, 1 to a day.
