@@ -2,9 +2,11 @@
 //! /bin/true + wait, on an open client, vs plain fork + exec + wait.
 //! Goal: <= 1.3x. Real cgroup glue as root (the child is also moved into
 //! the scheduler's cgroup, off the critical path), else the fake glue.
-//! Also the floor of any placement made before exec: the same fork whose
-//! child makes one unix-socket round trip (rfork's request and answer
-//! sizes, and its pipe to the parent) to a thread that answers at once.
+//! Also two floors, each answered at once by a thread: any placement made
+//! before exec (the child makes one unix-socket round trip and tells the
+//! parent through a pipe), and rfork's own exchange (the parent connects
+//! before fork and asks, parent and child both peek at the one answer).
+//! rfork's ratio minus the second is what uschedd's work costs.
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -94,6 +96,29 @@ void fork_roundtrip_exec(const std::string& path) {
   wait_ok(p);
 }
 
+// rfork's own exchange, answered at once: the parent connects before it
+// forks (the child inherits the connection), sends 10 bytes naming the
+// child, and both wait for the answer with MSG_PEEK; the child execs
+// /bin/true, the parent waits.
+void fork_exchange_exec(const std::string& path) {
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+  const int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0 || ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) die("connect " + path);
+  char reply[64];
+  pid_t p = ::fork();
+  if (p == 0) {
+    if (::recv(s, reply, sizeof reply, MSG_PEEK) <= 0) ::_exit(126);
+    exec_true();
+  }
+  char req[10] = {6};
+  if (::send(s, req, sizeof req, MSG_NOSIGNAL) != sizeof req) die("send");
+  if (::recv(s, reply, sizeof reply, MSG_PEEK) <= 0) die("no answer");
+  ::close(s);
+  wait_ok(p);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -105,6 +130,11 @@ int main(int argc, char** argv) {
   auto c = Client::connect(d.socket());
   if (!c) die(c.status().message());
   Client& client = **c;
+  auto fork_exec = [] {
+    pid_t p = ::fork();
+    if (p == 0) exec_true();
+    wait_ok(p);
+  };
 
   ratio(
       "rfork_exec_true_vs_fork", args.rounds, args.iters,
@@ -114,24 +144,19 @@ int main(int argc, char** argv) {
         if (*r == 0) exec_true();
         wait_ok(*r);
       },
-      [&] {
-        pid_t p = ::fork();
-        if (p == 0) exec_true();
-        wait_ok(p);
-      },
-      "goal <= 1.3x");
+      fork_exec, "goal <= 1.3x");
 
   const std::string echo_path = d.dir() / "floor.sock";
   {
     Echo echo(echo_path);
     ratio(
         "floor_roundtrip_exec_vs_fork", args.rounds, args.iters, [&] { fork_roundtrip_exec(echo_path); },
-        [&] {
-          pid_t p = ::fork();
-          if (p == 0) exec_true();
-          wait_ok(p);
-        },
+        fork_exec,
         "(one unix-socket round trip answered at once, before exec: what any placement costs)");
+    ratio(
+        "floor_exchange_exec_vs_fork", args.rounds, args.iters, [&] { fork_exchange_exec(echo_path); },
+        fork_exec,
+        "(rfork's exchange answered at once: connect before fork, parent asks, both peek)");
   }
   c->reset();
   stopped(d);
