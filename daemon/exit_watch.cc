@@ -8,6 +8,8 @@
 #include <cstring>
 #include <string>
 
+#include <spdlog/spdlog.h>
+
 namespace usched::daemon {
 
 namespace {
@@ -23,7 +25,11 @@ ExitWatch::ExitWatch(asio::io_context& io, std::chrono::milliseconds pause, std:
   wait();
 }
 
-ExitWatch::~ExitWatch() { stop(); }
+ExitWatch::~ExitWatch() {
+  stop();
+  // Released for a pause: the set is ours to close, not set_'s.
+  if (epfd_ >= 0 && !set_.is_open()) ::close(epfd_);
+}
 
 Result<std::unique_ptr<ExitWatch::Entry>> ExitWatch::watch(glue::PidFd fd, int pid, int tid) {
   if (epfd_ < 0 || stopped_) return internal("no epoll set for pidfds");
@@ -78,9 +84,22 @@ void ExitWatch::wait() {
 
 void ExitWatch::pause() {
   if (stopped_) return;
+  // Out of the io_context's epoll set while resting: were it still in,
+  // every exit would wake the io_context (only to find no wait pending),
+  // the very wake the pause is there to spare. The set stays open and
+  // keeps what exits meanwhile.
+  (void)set_.release();
   pause_timer_.expires_after(pause_);
   pause_timer_.async_wait([this](const boost::system::error_code& e) {
-    if (!e && !stopped_) wait();
+    if (e || stopped_) return;
+    boost::system::error_code ec;
+    set_.assign(epfd_, ec);
+    if (ec) {
+      // Without the set in the io_context no exit is heard: say so loudly.
+      spdlog::error("exit watch: cannot watch the pidfd set again: {}; members' exits go unseen", ec.message());
+      return;
+    }
+    wait();
   });
 }
 

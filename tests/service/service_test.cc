@@ -628,12 +628,21 @@ TEST_F(ServiceMembersFile, AMemberThatExitedIsDroppedAfterASigkill) {
 // uschedd hears of exits in batches (a pause after each): every exit of a
 // burst still reaches the tree, killed members not yet reaped (zombies)
 // included, and so does a lone exit after the burst.
-TEST(ServiceExits, EveryExitOfABurstAfterAnotherAndALoneOneRemoveTheirMembers) {
-  Daemon d(fake_args());
-  ASSERT_TRUE(d.start()) << d.log();
-  ASSERT_EQ(d.cli({"burst", "on", "cpu1"}).exit_code, 0);
-  auto c = Client::connect(d.socket());
-  ASSERT_TRUE(c) << c.status().message();
+// A daemon on the fake glue with a scheduler "burst" and a client of it.
+class ServiceExits : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(d.start()) << d.log();
+    ASSERT_EQ(d.cli({"burst", "on", "cpu1"}).exit_code, 0);
+    auto r = Client::connect(d.socket());
+    ASSERT_TRUE(r) << r.status().message();
+    c = std::move(*r);
+  }
+  Daemon d{fake_args()};
+  std::unique_ptr<Client> c;
+};
+
+TEST_F(ServiceExits, EveryExitOfABurstAfterAnotherAndALoneOneRemoveTheirMembers) {
   auto shown = [&] {
     auto r = d.cli({"show", "burst", "--json"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -646,7 +655,7 @@ TEST(ServiceExits, EveryExitOfABurstAfterAnotherAndALoneOneRemoveTheirMembers) {
   std::vector<std::unique_ptr<Child>> kids;
   for (int i = 0; i < 40; ++i) {
     kids.push_back(std::make_unique<Child>());
-    auto b = (*c)->bind("burst", kids.back()->pid());
+    auto b = c->bind("burst", kids.back()->pid());
     ASSERT_TRUE(b) << b.status().message();
   }
   ASSERT_TRUE(listed(kids.front()->pid()));
@@ -654,7 +663,7 @@ TEST(ServiceExits, EveryExitOfABurstAfterAnotherAndALoneOneRemoveTheirMembers) {
   // One exit, seen; the rest at once after it, inside the exit watch's
   // pause: reported when the pause ends, not at some later exit.
   auto member = [&](pid_t pid) {
-    auto s = (*c)->get("burst");
+    auto s = c->get("burst");
     if (!s) return true;
     for (const auto& m : s->members())
       if (m.pid() == pid) return true;
@@ -672,7 +681,7 @@ TEST(ServiceExits, EveryExitOfABurstAfterAnotherAndALoneOneRemoveTheirMembers) {
   kids.clear();
 
   Child lone;
-  ASSERT_TRUE((*c)->bind("burst", lone.pid()));
+  ASSERT_TRUE(c->bind("burst", lone.pid()));
   ASSERT_TRUE(listed(lone.pid()));
   lone.kill();
   EXPECT_TRUE(eventually([&] { return !listed(lone.pid()); }));
@@ -682,6 +691,53 @@ TEST(ServiceExits, EveryExitOfABurstAfterAnotherAndALoneOneRemoveTheirMembers) {
        at = log.find("exited; removed from burst", at + 1))
     ++removed;
   EXPECT_EQ(removed, 41u) << log;
+}
+
+// How often a thread has gone to sleep (it sleeps again after each wake).
+static long sleeps_of(pid_t pid, pid_t tid) {
+  std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/status"));
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("voluntary_ctxt_switches:", 0) == 0) return std::atol(line.c_str() + 24);
+  return -1;
+}
+
+// A stream of exits, each 2 ms after the last, wakes uschedd's event loop
+// about once per 20 ms pause, not once per exit (each such wake competes
+// for a CPU with whoever waits for that exit: rfork's caller).
+TEST_F(ServiceExits, AStreamOfExitsWakesTheEventLoopOncePerPauseNotPerExit) {
+  constexpr int kExits = 40;
+  std::vector<std::unique_ptr<Child>> kids;
+  for (int i = 0; i < kExits; ++i) {
+    kids.push_back(std::make_unique<Child>());
+    ASSERT_TRUE(c->bind("burst", kids.back()->pid()));
+  }
+  auto members = [&] {
+    auto s = c->get("burst");
+    return s ? s->members_size() : -1;
+  };
+  ASSERT_EQ(members(), kExits);
+  ::usleep(100 * 1000);  // the binds' own work done, any pause over
+
+  // uschedd's event loop is its main thread.
+  const long before = sleeps_of(d.pid(), d.pid());
+  ASSERT_GE(before, 0);
+  const auto start = std::chrono::steady_clock::now();
+  for (auto& k : kids) {
+    ::kill(k->pid(), SIGKILL);
+    ::usleep(2000);
+  }
+  ::usleep(60 * 1000);  // the last pause ends and reports
+  const long wakes = sleeps_of(d.pid(), d.pid()) - before;
+  const long ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_TRUE(eventually([&] { return members() == 0; })) << members() << " members left";
+  // Per pause at most two wakes (its timer, and exits that came during
+  // it), plus the first exit's and the second-by-second sweep's. Before
+  // the pause took the set out of the event loop it was one per exit.
+  const long most = 2 * (ms / 20 + 1) + 4;
+  RecordProperty("wakes", std::to_string(wakes) + " over " + std::to_string(ms) + " ms");
+  EXPECT_LE(wakes, most) << kExits << " exits over " << ms << " ms";
 }
 
 TEST_F(ServiceMembersFile, ALastLineCutShortIsDropped) {
