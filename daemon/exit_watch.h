@@ -3,11 +3,12 @@
 //! Every pidfd sits in one epoll set of its own, which the io_context
 //! watches as a single descriptor. After it has reported exits, that set is
 //! taken out of the io_context for a pause: exits in the meantime wait in
-//! it, wake nobody, and are reported together when the pause ends. A member that exits alone is
-//! seen at once; a stream of short-lived members (rfork + exec of a
-//! command, over and over) wakes uschedd once per pause rather than once
-//! per exit, each wake competing for a CPU with the parent that waits for
-//! that exit (docs/benchmarks.md, issue 12, seventh stop).
+//! it, wake nobody, and are reported together when the pause ends. A
+//! member that exits alone is seen at once; a stream of short-lived members
+//! (rfork + exec of a command, over and over) wakes uschedd once per pause
+//! rather than once per exit, each wake competing for a CPU with the parent
+//! that waits for that exit (docs/benchmarks.md, issue 12, seventh and
+//! eighth stops).
 #pragma once
 
 #include <chrono>
