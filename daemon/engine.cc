@@ -69,7 +69,8 @@ Engine::Engine(asio::io_context& io, std::unique_ptr<glue::Glue> glue, EngineOpt
       glue_(std::move(glue)),
       opts_(std::move(o)),
       exits_(io, kExitPause, [this](int pid, int tid) { task_exited(MemberKey{pid, tid}); }),
-      sweep_timer_(io) {}
+      sweep_timer_(io),
+      refresh_timer_(io) {}
 
 namespace {
 glue::Glue* g_glue_to_thaw = nullptr;
@@ -236,6 +237,7 @@ void Engine::stop(bool cleanup) {
   if (gangs_) gangs_->stop();  // nothing stays frozen, whatever follows
   guardian_watch_.reset();     // its exit from now on is expected
   sweep_timer_.cancel();
+  refresh_timer_.cancel();
   exits_.stop();
   joiner_.join();  // pending cgroup moves finish before anything is removed
   // Answers waiting for a move (Bind, the placement socket) go now: a move
@@ -508,6 +510,19 @@ Result<glue::TaskInfo> Engine::check_member_task(MemberKey key, bool need_uid, b
   return info;
 }
 
+void Engine::refresh_later(MemberKey key) {
+  const bool armed = !stale_.empty();
+  stale_.insert(key);
+  if (armed) return;
+  refresh_timer_.expires_after(kRefreshDelay);
+  refresh_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopping_) return;
+    auto keys = std::move(stale_);
+    stale_.clear();
+    for (MemberKey k : keys) refresh_member(k);
+  });
+}
+
 void Engine::refresh_member(MemberKey key) {
   auto it = tracked_.find(key);
   const Member* m = tree_->member(key);
@@ -605,7 +620,7 @@ Result<v1::BindResponse> Engine::bind(const Caller& c, const v1::BindRequest& r,
   if (fresh) watch_exit(key, t);
   join_later(placed, *e);
   if (cached) {
-    asio::post(io_, [this, key] { refresh_member(key); });  // after the answer
+    refresh_later(key);
   } else {
     t.ppid = info->ppid;
   }
@@ -621,8 +636,11 @@ Result<v1::BindResponse> Engine::bind(const Caller& c, const v1::BindRequest& r,
   resp.set_scheduler(e->name());
   resp.set_note(note);
   publish(v1::Event::MEMBER_BOUND, e->name(), key.pid, key.tid, "cpus " + pm->cpus());
-  spdlog::info("bound {} to {} (cpus {}, vcpu {}){}{}", member_label(key), e->name(), pm->cpus(),
-               placed.vcpu, note.empty() ? "" : "; ", note);
+  // Logged after this handler: the answer does not wait for the line.
+  asio::post(io_, [key, name = e->name(), cpus = pm->cpus(), vcpu = placed.vcpu, note] {
+    spdlog::info("bound {} to {} (cpus {}, vcpu {}){}{}", member_label(key), name, cpus, vcpu,
+                 note.empty() ? "" : "; ", note);
+  });
   return resp;
 }
 

@@ -53,6 +53,10 @@ class Engine {
   // After reporting exits, the exit watch waits this long before it
   // reports more (ExitWatch): exits in a stream are handled in batches.
   static constexpr std::chrono::milliseconds kExitPause{20};
+  // A member rebound on what was last read of it (check_member_task) is
+  // read again this long after: a member rebound many times a second is
+  // read once per period, not once per Bind.
+  static constexpr std::chrono::milliseconds kRefreshDelay{20};
 
   Engine(asio::io_context& io, std::unique_ptr<glue::Glue> glue, EngineOptions o);
   ~Engine();
@@ -192,11 +196,14 @@ class Engine {
   // kernel thread: its start time is the one recorded, and only its status
   // is read again (uid, parent), unless need_uid is false (root binds it:
   // no uid to check): then nothing is read and *cached says the uid and
-  // parent are those last read, for refresh_member to read again after the
+  // parent are those last read, for refresh_later to read again after the
   // answer. Anything else: check_task.
   Result<glue::TaskInfo> check_member_task(MemberKey key, bool need_uid, bool* cached) const;
   // Reads a member's uid and parent again; records a changed uid.
   void refresh_member(MemberKey key);
+  // refresh_member for each member named meanwhile, kRefreshDelay after the
+  // first of them.
+  void refresh_later(MemberKey key);
   v1::Scheduler to_proto(const Entity& e) const;
   void publish(v1::Event::Kind kind, const std::string& scheduler, int pid = 0, int tid = 0,
                const std::string& detail = "");
@@ -235,6 +242,9 @@ class Engine {
   std::map<int, Subscriber> subscribers_;
   int next_subscriber_ = 1;
   asio::steady_timer sweep_timer_;
+  // Members waiting for refresh_later's timer.
+  std::set<MemberKey> stale_;
+  asio::steady_timer refresh_timer_;
   // cgroup moves wait for an RCU grace period (~10 ms): they run here, off
   // the strand, so a Bind answers once affinity and class are applied.
   asio::thread_pool joiner_{1};

@@ -237,8 +237,9 @@ TEST_F(ServiceTest, NonRootMayReadButNotChange) {
 
 // Root rebinding a member it bound before reads nothing in /proc (the
 // pidfd pins the task, root needs no uid): the member's uid is read again
-// right after the answer. A member that changed its uid in between shows
-// the new one, and is judged by it: its new owner may unbind it.
+// shortly after the answer (within Engine::kRefreshDelay, 20 ms). A member
+// that changed its uid in between shows the new one, and is judged by it:
+// its new owner may unbind it.
 TEST_F(ServiceTest, AMemberThatChangedItsUidIsRecordedWithTheNewOneAfterRootRebindsIt) {
   USCHED_SKIP_OR_FAIL_IF(getuid() == 0 ? "" : "needs root to change a process's uid");
   const int nobody = 65534;
