@@ -16,6 +16,8 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <optional>
+#include <string_view>
 
 #include <google/protobuf/util/json_util.h>
 #include <spdlog/spdlog.h>
@@ -156,6 +158,67 @@ void fill_member(v1::StateMember* sm, const std::string& entity, const Member& m
 
 }  // namespace
 
+namespace {
+
+// Text JSON can hold as it is: printable ASCII that no JSON printer escapes.
+bool plain(std::string_view s) {
+  for (unsigned char c : s) {
+    if (c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c == '\'') {
+      return false;
+    }
+  }
+  return true;
+}
+
+// The line protobuf's JSON printer writes for a MemberOp, default options
+// (lowerCamelCase names, fields at their default left out, 64-bit integers
+// quoted), written here without reflection: every Bind writes one before
+// it answers. Only for names and origins that need no escaping; nullopt
+// otherwise, and the caller asks protobuf.
+std::optional<std::string> member_line(const std::string* entity, const Member* m, MemberKey key,
+                                       const std::string& origin) {
+  if (entity && !(plain(*entity) && plain(origin))) return std::nullopt;
+  std::string out;
+  out.reserve(160 + origin.size());
+  out += entity ? "{\"bind\":{" : "{\"unbind\":{";
+  bool first = true;
+  auto field = [&](const char* name) {
+    if (!first) out += ',';
+    first = false;
+    out += '"';
+    out += name;
+    out += "\":";
+  };
+  auto text = [&](const char* name, const std::string& v) {
+    if (v.empty()) return;
+    field(name);
+    out += '"';
+    out += v;
+    out += '"';
+  };
+  auto number = [&](const char* name, long long v) {
+    if (v == 0) return;
+    field(name);
+    out += std::to_string(v);
+  };
+  if (entity) text("scheduler", *entity);
+  number("pid", key.pid);
+  number("tid", key.tid);
+  if (entity) {
+    if (m->start_time != 0) {
+      field("startTime");
+      out += '"' + std::to_string(m->start_time) + '"';
+    }
+    number("uid", m->uid);
+    number("requestedVcpu", m->requested_vcpu);
+    text("origin", origin);
+  }
+  out += "}}\n";
+  return out;
+}
+
+}  // namespace
+
 Status Engine::write_members() {
   v1::MembersFile mf;
   mf.set_version(kStateVersion);
@@ -188,20 +251,28 @@ Status Engine::log_member(MemberKey key) {
       members_log_size_ > std::max<off_t>(64 * 1024, 4 * static_cast<off_t>(members_written_))) {
     return write_members();
   }
-  v1::MemberOp op;
   const Entity* e = tree_->entity_of(key);
   auto t = tracked_.find(key);
-  if (e && t != tracked_.end()) {
-    fill_member(op.mutable_bind(), e->name(), e->members().at(key), t->second.origin);
-  } else {
-    op.mutable_unbind()->set_pid(key.pid);
-    op.mutable_unbind()->set_tid(key.tid);
-  }
+  const bool bound = e && t != tracked_.end();
+  const std::string origin = bound ? t->second.origin.to_string() : "";
+  std::optional<std::string> fast =
+      bound ? member_line(&e->name(), &e->members().at(key), key, origin) : member_line(nullptr, nullptr, key, "");
   std::string line;
-  if (!google::protobuf::util::MessageToJsonString(op, &line).ok()) {
-    return internal("cannot encode a member");
+  if (fast) {
+    line = std::move(*fast);
+  } else {
+    v1::MemberOp op;
+    if (bound) {
+      fill_member(op.mutable_bind(), e->name(), e->members().at(key), t->second.origin);
+    } else {
+      op.mutable_unbind()->set_pid(key.pid);
+      op.mutable_unbind()->set_tid(key.tid);
+    }
+    if (!google::protobuf::util::MessageToJsonString(op, &line).ok()) {
+      return internal("cannot encode a member");
+    }
+    line += '\n';
   }
-  line += '\n';
   // Opened per line, not kept open: an open file would keep the state
   // directory's file system from being remounted read-only.
   const std::string log = opts_.state_dir + "/members.log";
