@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -312,8 +313,14 @@ class Daemon {
   bool start() {
     std::vector<std::string> argv = {binary_, "--socket", socket_, "--state-dir", state_dir_};
     argv.insert(argv.end(), extra_.begin(), extra_.end());
+    const pid_t parent = ::getpid();
     pid_ = ::fork();
     if (pid_ == 0) {
+      // Stopped with the test or benchmark that started it, should that die
+      // first (a crash, a timeout's SIGKILL, a closed pipe): SIGTERM stops
+      // uschedd as an operator would (with --cleanup-on-exit its cgroups go).
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (::getppid() != parent) ::_exit(127);
       int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
       ::dup2(fd, 1);
       ::dup2(fd, 2);
