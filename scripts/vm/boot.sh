@@ -7,7 +7,7 @@
 #           [-- EXTRA QEMU ARGS...]
 #
 # Exit status: QEMU's (0 once the guest powers off), 124 when the guest was
-# killed at the bound. The console gets console=ttyS0 and panic=-1 (with
+# killed at the bound (or printed nothing at all, twice: see below). The console gets console=ttyS0 and panic=-1 (with
 # -no-reboot a panicking guest ends QEMU instead of rebooting), and
 # usched.accel=kvm|tcg tells the guest how it runs.
 #
@@ -69,13 +69,54 @@ case $accel in
 esac
 echo "vm/boot: qemu ${accel} with ${cpus} vCPUs and ${mem} MiB, killed after ${bound} s" >&2
 
-set +e
-timeout -k 5 "$bound" qemu-system-x86_64 "${accel_args[@]}" -smp "$cpus" -m "$mem" -no-reboot \
-  -display none -monitor none -serial stdio -nodefaults \
-  -kernel "$kernel" -initrd "$initrd" \
-  -append "console=ttyS0 panic=-1 usched.accel=$accel $append" "${extra[@]}" </dev/null 2>&1 | tee "$log"
-rc=${PIPESTATUS[0]}
-set -e
+# A guest whose console stays empty hung before its kernel's first line
+# (seen once under TCG: QEMU busy on every vCPU, not a byte on the console
+# for the whole bound). Its kernel prints within seconds otherwise, so such
+# a guest is killed after $USCHED_VM_FIRST_LINE_SECONDS (default 60) and
+# booted once more, rather than waited for until the bound.
+first_line=${USCHED_VM_FIRST_LINE_SECONDS:-60}
+[[ $first_line =~ ^[1-9][0-9]*$ ]] || { echo "vm/boot: USCHED_VM_FIRST_LINE_SECONDS must be a positive number, not '$first_line'" >&2; exit 2; }
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+
+# One boot; sets rc, and hung=1 when the console stayed empty.
+boot_once() {
+  local seen="$scratch/console" pidfile="$scratch/qemu.pid" wd
+  rm -f "$seen" "$pidfile" "$scratch/hung"
+  : > "$seen"
+  (
+    for ((i = 0; i < first_line; i++)); do
+      sleep 1
+      [ -s "$seen" ] && exit 0
+    done
+    if [ -s "$pidfile" ]; then
+      touch "$scratch/hung"
+      kill -TERM "$(cat "$pidfile")" 2>/dev/null || true
+    fi
+  ) &
+  wd=$!
+  set +e
+  timeout -k 5 "$bound" qemu-system-x86_64 "${accel_args[@]}" -smp "$cpus" -m "$mem" -no-reboot \
+    -display none -monitor none -serial stdio -nodefaults -pidfile "$pidfile" \
+    -kernel "$kernel" -initrd "$initrd" \
+    -append "console=ttyS0 panic=-1 usched.accel=$accel $append" "${extra[@]}" </dev/null 2>&1 | tee "$log" "$seen"
+  rc=${PIPESTATUS[0]}
+  set -e
+  kill "$wd" 2>/dev/null || true
+  wait "$wd" 2>/dev/null || true
+  hung=0
+  if [ -e "$scratch/hung" ]; then hung=1; fi
+}
+
+boot_once
+if [ "$hung" -eq 1 ]; then
+  echo "vm/boot: the guest printed nothing in ${first_line} s (hung before its kernel's first line); booting it once more" >&2
+  boot_once
+  if [ "$hung" -eq 1 ]; then
+    echo "vm/boot: the guest printed nothing in ${first_line} s, twice; giving up" >&2
+    exit 124
+  fi
+fi
 if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
   echo "vm/boot: the guest was still running after ${bound} s and was killed" >&2
   exit 124
