@@ -8,8 +8,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <iterator>
 #include <optional>
 #include <sstream>
+#include <string_view>
 
 #include "usched/glue/knob.h"
 
@@ -101,14 +103,18 @@ Result<TaskInfo> ProcFs::task(int pid, int tid) const {
     return internal("malformed " + dir + "/stat: no (comm)");
   TaskInfo t;
   t.comm = s.substr(open + 1, close - open - 1);
-  std::vector<std::string> f;  // f[0] is field 3 (state)
-  {
-    std::istringstream in(s.substr(close + 1));
-    std::string w;
-    while (in >> w) f.push_back(w);
+  // The fields after comm, split in place: f[0] is field 3 (state). Only
+  // the first 20 are used (every bind of a new task reads this).
+  std::string_view f[20];
+  size_t nf = 0;
+  for (size_t i = close + 1; i < s.size() && nf < std::size(f);) {
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\n')) ++i;
+    const size_t b = i;
+    while (i < s.size() && s[i] != ' ' && s[i] != '\n') ++i;
+    if (i > b) f[nf++] = std::string_view(s).substr(b, i - b);
   }
   // Fields 3 (state), 4 (ppid), 9 (flags), 22 (starttime).
-  if (f.size() < 20) return internal("malformed " + dir + "/stat: " + std::to_string(f.size() + 2) + " fields");
+  if (nf < std::size(f)) return internal("malformed " + dir + "/stat: " + std::to_string(nf + 2) + " fields");
   int ppid = 0;
   unsigned flags = 0;
   if (f[0].size() != 1 || !parse_num(f[1], ppid) || !parse_num(f[6], flags) || !parse_num(f[19], t.start_time))
