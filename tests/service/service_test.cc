@@ -683,9 +683,10 @@ TEST_F(ServiceExits, EveryExitOfABurstAfterAnotherAndALoneOneRemoveTheirMembers)
 
   Child lone;
   ASSERT_TRUE(c->bind("burst", lone.pid()));
-  ASSERT_TRUE(listed(lone.pid()));
+  const pid_t lone_pid = lone.pid();  // kill() reaps it and forgets the pid
+  ASSERT_TRUE(listed(lone_pid));
   lone.kill();
-  EXPECT_TRUE(eventually([&] { return !listed(lone.pid()); }));
+  EXPECT_TRUE(eventually([&] { return !listed(lone_pid); }));
   const std::string log = d.log();
   size_t removed = 0;
   for (size_t at = log.find("exited; removed from burst"); at != std::string::npos;
