@@ -95,10 +95,18 @@ void ExitWatch::pause() {
     boost::system::error_code ec;
     set_.assign(epfd_, ec);
     if (ec) {
-      // Without the set in the io_context no exit is heard: say so loudly.
-      spdlog::error("exit watch: cannot watch the pidfd set again: {}; members' exits go unseen", ec.message());
-      return;
+      // Out of the io_context no exit wakes us: look at the set after
+      // every pause instead, and try again, until it can be watched.
+      if (!polling_) {
+        spdlog::error("exit watch: cannot watch the pidfd set again: {}; looking at it every {} ms meanwhile",
+                      ec.message(), pause_.count());
+      }
+      polling_ = true;
+      (void)report();
+      return pause();
     }
+    if (polling_) spdlog::info("exit watch: the pidfd set is watched again");
+    polling_ = false;
     wait();
   });
 }

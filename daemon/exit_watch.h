@@ -61,6 +61,7 @@ class ExitWatch {
   asio::posix::stream_descriptor set_;
   asio::steady_timer pause_timer_;
   bool stopped_ = false;
+  bool polling_ = false;  // the set could not be watched again: looked at after each pause
 };
 
 }  // namespace usched::daemon
