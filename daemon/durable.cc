@@ -156,10 +156,6 @@ void fill_member(v1::StateMember* sm, const std::string& entity, const Member& m
   sm->set_origin(origin.to_string());
 }
 
-}  // namespace
-
-namespace {
-
 // Text JSON can hold as it is: printable ASCII that no JSON printer escapes.
 bool plain(std::string_view s) {
   for (unsigned char c : s) {

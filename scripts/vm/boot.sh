@@ -7,9 +7,10 @@
 #           [-- EXTRA QEMU ARGS...]
 #
 # Exit status: QEMU's (0 once the guest powers off), 124 when the guest was
-# killed at the bound (or printed nothing at all, twice: see below). The console gets console=ttyS0 and panic=-1 (with
-# -no-reboot a panicking guest ends QEMU instead of rebooting), and
-# usched.accel=kvm|tcg tells the guest how it runs.
+# killed at the bound (or printed nothing at all, twice: see below). The
+# console gets console=ttyS0 and panic=-1 (with -no-reboot a panicking
+# guest ends QEMU instead of rebooting), and usched.accel=kvm|tcg tells the
+# guest how it runs.
 #
 # Acceleration ($USCHED_VM_ACCEL: auto, tcg or kvm): auto uses KVM only when
 # /dev/kvm really runs a guest. On some hosts /dev/kvm opens but a KVM guest
